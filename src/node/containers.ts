@@ -1,0 +1,185 @@
+import type Docker from 'dockerode';
+import type { RegistryConfig } from '../config/types.js';
+import { RemoteCommandError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { ContainerSpec, ExecSpec } from '../plan/container.js';
+import { registryAuthFor } from './registry.js';
+
+/** Docker API calls that may hit a transient failure are tried this often (as RKE does). */
+const DOCKER_ATTEMPTS = 3;
+const DOCKER_RETRY_DELAY_MS = 1_000;
+/** How often a one-shot container's state is polled (RKE: once a second). */
+const WAIT_POLL_MS = 500;
+/** How many log lines of a failed container are quoted (RKE quotes only the last one). */
+const LOG_TAIL_LINES = 20;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function statusCode(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}
+
+async function withRetries<T>(action: () => Promise<T>): Promise<T> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= DOCKER_ATTEMPTS; attempt++) {
+    try {
+      return await action();
+    } catch (error) {
+      lastError = error;
+      const code = statusCode(error);
+      // 4xx answers (no such container, conflict, bad request) will not change on retry.
+      if (code !== undefined && code >= 400 && code < 500) throw error;
+      if (attempt < DOCKER_ATTEMPTS) await sleep(DOCKER_RETRY_DELAY_MS);
+    }
+  }
+  throw lastError;
+}
+
+/** Removes a container by name if it exists (force, with its volumes); true if one was removed. */
+export async function removeContainerIfExists(docker: Docker, name: string): Promise<boolean> {
+  try {
+    await withRetries(() => docker.getContainer(name).remove({ force: true, v: true }));
+    return true;
+  } catch (error) {
+    if (statusCode(error) === 404) return false;
+    // 409: removal already in progress (e.g. AutoRemove); treat as gone.
+    if (statusCode(error) === 409) return true;
+    throw error;
+  }
+}
+
+export async function isContainerRunning(docker: Docker, name: string): Promise<boolean> {
+  try {
+    const info = await docker.getContainer(name).inspect();
+    return info.State.Running;
+  } catch (error) {
+    if (statusCode(error) === 404) return false;
+    throw error;
+  }
+}
+
+/** Uses the image if the node has it, else pulls it (with private_registries credentials). */
+export async function ensureImage(
+  docker: Docker,
+  image: string,
+  registries: RegistryConfig[],
+  log: Logger,
+  label: string,
+): Promise<void> {
+  try {
+    await docker.getImage(image).inspect();
+    return;
+  } catch (error) {
+    if (statusCode(error) !== 404) throw error;
+  }
+  log.info(`[etcd] Pulling image [${image}] on host [${label}]`);
+  const authconfig = registryAuthFor(image, registries);
+  try {
+    await withRetries(async () => {
+      const stream = await docker.pull(image, authconfig ? { authconfig } : {});
+      await new Promise<void>((resolve, reject) => {
+        docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve()));
+      });
+    });
+  } catch (error) {
+    throw new RemoteCommandError(`${label}: cannot pull image ${image}: ${(error as Error).message}`, {
+      cause: error,
+      hint: 'check system_images and private_registries in cluster.yml',
+    });
+  }
+  log.info(`[etcd] Successfully pulled image [${image}] on host [${label}]`);
+}
+
+/** Docker multiplexes stdout/stderr of non-TTY containers in 8-byte-framed chunks. */
+export function demuxDockerStream(buffer: Buffer): { stdout: string; stderr: string } {
+  let stdout = '';
+  let stderr = '';
+  let offset = 0;
+  while (offset + 8 <= buffer.length) {
+    const type = buffer[offset];
+    const length = buffer.readUInt32BE(offset + 4);
+    const payload = buffer.subarray(offset + 8, offset + 8 + length).toString('utf8');
+    if (type === 2) stderr += payload;
+    else stdout += payload;
+    offset += 8 + length;
+  }
+  return { stdout, stderr };
+}
+
+export interface RunResult {
+  exitCode: number;
+  output: string;
+}
+
+export interface RunOptions {
+  timeoutSeconds: number;
+  signal?: AbortSignal;
+  onStarted?: () => void;
+}
+
+export class ContainerTimeoutError extends Error {}
+
+async function containerLogs(container: Docker.Container): Promise<string> {
+  const raw = (await container.logs({ stdout: true, stderr: true, tail: LOG_TAIL_LINES, follow: false })) as unknown as Buffer;
+  const { stdout, stderr } = demuxDockerStream(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)));
+  return `${stdout}${stderr}`.trim();
+}
+
+/**
+ * Creates, starts and waits for a one-shot container, and removes it whatever happens.
+ * On timeout or abort the container is killed first. Throws ContainerTimeoutError on
+ * timeout and the abort reason on abort.
+ */
+export async function runOnce(docker: Docker, spec: ContainerSpec, options: RunOptions): Promise<RunResult> {
+  await removeContainerIfExists(docker, spec.name);
+  const container = await withRetries(() =>
+    docker.createContainer({
+      name: spec.name,
+      Image: spec.image,
+      Entrypoint: spec.entrypoint,
+      Cmd: spec.cmd,
+      Env: spec.env,
+      Labels: spec.labels ?? {},
+      ...(spec.user ? { User: spec.user } : {}),
+      HostConfig: {
+        Binds: spec.binds,
+        NetworkMode: spec.networkMode,
+        Privileged: spec.privileged ?? false,
+      },
+    }),
+  );
+  try {
+    await withRetries(() => container.start());
+    options.onStarted?.();
+    const deadline = Date.now() + options.timeoutSeconds * 1000;
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const state = (await container.inspect()).State;
+      if (!state.Running && state.Status !== 'created') {
+        return { exitCode: state.ExitCode, output: await containerLogs(container) };
+      }
+      if (Date.now() > deadline) {
+        throw new ContainerTimeoutError(`container ${spec.name} did not finish within ${options.timeoutSeconds}s`);
+      }
+      await sleep(WAIT_POLL_MS);
+    }
+  } finally {
+    await removeContainerIfExists(docker, spec.name).catch(() => undefined);
+  }
+}
+
+/** Runs a command in a running container and returns its exit code and output. */
+export async function execIn(docker: Docker, spec: ExecSpec): Promise<RunResult> {
+  const exec = await docker.getContainer(spec.container).exec({
+    Cmd: spec.cmd,
+    Env: spec.env,
+    AttachStdout: true,
+    AttachStderr: true,
+  });
+  const stream = await exec.start({ hijack: false, stdin: false, Detach: false, Tty: false });
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  const { stdout, stderr } = demuxDockerStream(Buffer.concat(chunks));
+  const info = await exec.inspect();
+  return { exitCode: info.ExitCode ?? -1, output: `${stdout}${stderr}`.trim() };
+}
