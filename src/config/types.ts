@@ -105,7 +105,7 @@ export interface SystemImages {
 }
 
 export interface ClusterConfig {
-  /** Absolute path of the cluster.yml this was read from. */
+  /** The cluster.yml path as the operator gave it (used verbatim in messages). */
   file: string;
   clusterName: string;
   kubernetesVersion?: string;

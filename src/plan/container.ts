@@ -12,6 +12,8 @@ export interface ContainerSpec {
   networkMode: 'host' | 'bridge' | 'none';
   privileged?: boolean;
   user?: string;
+  /** Long-running containers (etcd itself) restart with the daemon; one-shots never do. */
+  restartPolicy?: 'no' | 'always' | 'on-failure' | 'unless-stopped';
   labels?: Record<string, string>;
 }
 

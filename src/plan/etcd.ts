@@ -58,3 +58,70 @@ export function hostPath(config: ClusterConfig, pathOnNode: string): string {
 export function etcdImage(config: ClusterConfig): string {
   return config.systemImages.etcd || config.services.etcd.image || '';
 }
+
+export const ETCD_DATA_DIR_IN_CONTAINER = '/var/lib/rancher/etcd/';
+export const ETCD_CLUSTER_TOKEN = 'etcd-cluster-1';
+
+export function etcdMemberName(node: NodeConfig): string {
+  return `etcd-${node.hostnameOverride}`;
+}
+
+/** `etcd-<h1>=https://<ip1>:2380,...` for every etcd node, in cluster.yml order. */
+export function initialCluster(members: NodeConfig[]): string {
+  return members.map((member) => `${etcdMemberName(member)}=${peerUrl(member)}`).join(',');
+}
+
+/** The `etcd` container exactly as RKE runs it (services/etcd.go), for restore and rebuild. */
+export function etcdContainerSpec(
+  config: ClusterConfig,
+  node: NodeConfig,
+  members: NodeConfig[],
+  clusterState: 'new' | 'existing' = 'new',
+): import('./container.js').ContainerSpec {
+  const etcd = config.services.etcd;
+  const tls = etcdCertFiles(node);
+  const flags: Record<string, string | undefined> = {
+    'peer-client-cert-auth': undefined,
+    'client-cert-auth': undefined,
+    'data-dir': ETCD_DATA_DIR_IN_CONTAINER,
+    name: etcdMemberName(node),
+    'initial-cluster': initialCluster(members),
+    'initial-cluster-state': clusterState,
+    'initial-cluster-token': ETCD_CLUSTER_TOKEN,
+    'listen-client-urls': 'https://0.0.0.0:2379',
+    'advertise-client-urls': clientEndpoint(node),
+    'listen-peer-urls': 'https://0.0.0.0:2380',
+    'initial-advertise-peer-urls': peerUrl(node),
+    'trusted-ca-file': tls.cacert,
+    'cert-file': tls.cert,
+    'key-file': tls.key,
+    'peer-trusted-ca-file': tls.cacert,
+    'peer-cert-file': tls.cert,
+    'peer-key-file': tls.key,
+    ...etcd.extraArgs,
+  };
+  const cmd = Object.entries(flags).map(([flag, value]) => (value === undefined ? `--${flag}` : `--${flag}=${value}`));
+  return {
+    name: 'etcd',
+    image: etcdImage(config),
+    entrypoint: ['/usr/local/bin/etcd'],
+    cmd,
+    env: [
+      'ETCDCTL_API=3',
+      `ETCDCTL_CACERT=${tls.cacert}`,
+      `ETCDCTL_CERT=${tls.cert}`,
+      `ETCDCTL_KEY=${tls.key}`,
+      'ETCDCTL_ENDPOINTS=https://127.0.0.1:2379',
+      ...etcd.extraEnv,
+    ],
+    binds: [
+      `${hostPath(config, '/var/lib/etcd')}:/var/lib/rancher/etcd:z`,
+      `${hostPath(config, '/etc/kubernetes')}:/etc/kubernetes:z`,
+      ...etcd.extraBinds,
+    ],
+    networkMode: 'host',
+    restartPolicy: 'always',
+    ...(etcd.uid !== undefined ? { user: `${etcd.uid}:${etcd.gid ?? etcd.uid}` } : {}),
+    labels: { 'io.rancher.rke.container.name': 'etcd' },
+  };
+}

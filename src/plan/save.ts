@@ -37,7 +37,7 @@ export interface SaveOptions {
 }
 
 export function planSave(config: ClusterConfig, options: SaveOptions): SavePlan {
-  const timeoutSeconds = options.timeoutSeconds ?? config.services.etcd.backupConfig?.timeout ?? 300;
+  const timeoutSeconds = options.timeoutSeconds ?? (config.services.etcd.backupConfig?.timeout || 300);
   return {
     kind: 'snapshot-save',
     name: options.name,
