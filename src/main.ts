@@ -28,12 +28,7 @@ export async function main(argv: string[], io: MainIo = { env: process.env, stdo
     return { env: io.env, stdout: io.stdout, stderr: io.stderr, log, signal: abort.signal, now: () => new Date() };
   };
 
-  const program = createProgram(io.env, makeContext)
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => io.stdout.write(text),
-      writeErr: (text) => io.stderr.write(text),
-    });
+  const program = createProgram(io.env, makeContext, io);
 
   try {
     await program.parseAsync(argv);

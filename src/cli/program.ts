@@ -13,8 +13,18 @@ function configOption(env: NodeJS.ProcessEnv): Option {
  * The whole command-line surface. Actions lazy-load their implementation so `--help`
  * and bad-flag errors never load ssh2, dockerode or the AWS SDK.
  */
-export function createProgram(env: NodeJS.ProcessEnv, makeContext: ContextFactory): Command {
+export function createProgram(
+  env: NodeJS.ProcessEnv,
+  makeContext: ContextFactory,
+  output: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream },
+): Command {
+  // Set before any subcommand is added: commander copies these settings to subcommands.
   const program = new Command('rke-ts')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => output.stdout.write(text),
+      writeErr: (text) => output.stderr.write(text),
+    })
     .description('etcd snapshots for RKE clusters: save and restore, locally and in S3')
     .version('0.1.0')
     .option('-d, --debug', 'debug logging, with stack traces on errors', false)

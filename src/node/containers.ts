@@ -145,6 +145,7 @@ export async function runOnce(docker: Docker, spec: ContainerSpec, options: RunO
         Binds: spec.binds,
         NetworkMode: spec.networkMode,
         Privileged: spec.privileged ?? false,
+        RestartPolicy: { Name: spec.restartPolicy ?? 'no' },
       },
     }),
   );

@@ -1,0 +1,88 @@
+/**
+ * Streams that hash while data flows, so a snapshot of any size is checksummed without being
+ * held in memory or read twice.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+
+import { StorageError } from '../errors.js';
+
+/** Pass-through that counts bytes and computes their sha256. */
+export class Sha256Meter extends Transform {
+  private readonly hash: Hash = createHash('sha256');
+  private byteCount = 0;
+  private digest: string | undefined;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.byteCount += chunk.length;
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.digest = this.hash.digest('hex');
+    callback();
+  }
+
+  get bytes(): number {
+    return this.byteCount;
+  }
+
+  /** Hex sha256 of everything that went through; only after the stream has ended. */
+  get sha256(): string {
+    if (this.digest === undefined) throw new Error('Sha256Meter: sha256 read before the end of the stream');
+    return this.digest;
+  }
+}
+
+export interface ExpectedContent {
+  /** Object key, for the error message. */
+  key: string;
+  size: number;
+  /** Hex sha256; undefined when the object carries none (uploaded by another tool). */
+  sha256?: string;
+}
+
+/**
+ * Pass-through that checks size and sha256 of what went through against what the object's
+ * metadata promises, and fails the stream at its end on a mismatch. Consumers that write to a
+ * temp file and rename on success therefore never keep a corrupted snapshot.
+ */
+export class VerifyingStream extends Transform {
+  private readonly hash: Hash = createHash('sha256');
+  private byteCount = 0;
+
+  constructor(private readonly expected: ExpectedContent) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.byteCount += chunk.length;
+    if (this.byteCount > this.expected.size) {
+      callback(this.mismatch('size', `more than the expected ${this.expected.size} bytes`));
+      return;
+    }
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const { size, sha256 } = this.expected;
+    if (this.byteCount !== size) {
+      callback(this.mismatch('size', `got ${this.byteCount} bytes, expected ${size}`));
+      return;
+    }
+    const actual = this.hash.digest('hex');
+    if (sha256 !== undefined && actual !== sha256.toLowerCase()) {
+      callback(this.mismatch('checksum', `sha256 is ${actual}, expected ${sha256}`));
+      return;
+    }
+    callback();
+  }
+
+  private mismatch(what: 'size' | 'checksum', detail: string): StorageError {
+    return new StorageError(`${what} mismatch for snapshot object [${this.expected.key}]: ${detail}`, {
+      hint: 'the copy in S3 is damaged or was replaced; restore from another snapshot',
+    });
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Streaming snapshot upload.
+ *
+ * The object's metadata must carry the sha256 of its content, but S3 takes metadata when an
+ * upload *starts* (CreateMultipartUpload), before the stream has been read. So:
+ *
+ * 1. stream the body, hashing as it goes, into a multipart upload at a partial key
+ *    `[folder/].rke-ts-partial/<name>.<random>` (memory stays ~ partSize × (queueSize + 1));
+ * 2. server-side copy it to the final key with MetadataDirective REPLACE and the full metadata
+ *    (UploadPartCopy above CopyObject's 5 GiB limit), then check the final object's size and
+ *    sha256 metadata with a HEAD;
+ * 3. delete the partial key.
+ *
+ * The final key therefore only ever holds a complete object with its checksum. A failed or
+ * interrupted upload aborts the multipart upload and deletes the partial key. A crash (SIGKILL)
+ * can leave an incomplete multipart upload, which is invisible but billed: a bucket lifecycle
+ * rule "AbortIncompleteMultipartUpload after 1 day" cleans those up on AWS.
+ *
+ * Alternatives rejected: buffering to a local temp file first (needs disk space and reads the
+ * snapshot twice), a sidecar checksum object (the checksum could go missing independently of
+ * the object), S3 additional checksums (composite for multipart, unsupported by many
+ * S3-compatible servers).
+ */
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Logger } from 'pino';
+
+import { InterruptedError, StorageError } from '../errors.js';
+import { Sha256Meter } from './checksum-streams.js';
+import { createS3Client, errorSummary } from './client.js';
+import { contentTypeFor, partialKeyFor } from './keys.js';
+import { type SnapshotOrigin, buildUserMetadata, parseUserMetadata } from './metadata.js';
+import { type PromoteRequest, promoteToFinalKey } from './promote.js';
+import { scrubSecrets } from './redact.js';
+import { toStorageError } from './s3-errors.js';
+import type { S3Settings } from './settings.js';
+
+/** 8 MiB parts: few requests per snapshot, and a small retry unit on a flaky link. */
+export const UPLOAD_PART_SIZE = 8 * 1024 ** 2;
+/** Parts in flight. Memory use is about UPLOAD_PART_SIZE × (UPLOAD_QUEUE_SIZE + 1) = 40 MiB. */
+export const UPLOAD_QUEUE_SIZE = 4;
+/** S3's limit on parts per multipart upload. */
+export const MAX_UPLOAD_PARTS = 10_000;
+
+export interface UploadSnapshotOptions {
+  settings: S3Settings;
+  /** Final object key, from objectKeyFor(). */
+  key: string;
+  /** The snapshot bytes. Consumed, and destroyed if the upload fails. */
+  body: Readable;
+  /** Expected byte count; when given, a different count fails the upload. */
+  size?: number;
+  metadata: SnapshotOrigin;
+  log: Logger;
+  signal?: AbortSignal;
+  /** Reuse a client from createS3Client(); otherwise one is created and destroyed here. */
+  client?: S3Client;
+  /** Called with the bytes acknowledged by S3 so far. */
+  onProgress?: (uploadedBytes: number) => void;
+  /** Tuning, for tests: part size/queue of the upload and the copy limits. */
+  partSize?: number;
+  queueSize?: number;
+  promote?: Pick<PromoteRequest, 'singleCopyMaxBytes' | 'copyPartSize'>;
+}
+
+export interface UploadedSnapshot {
+  key: string;
+  size: number;
+  sha256: string;
+  etag?: string;
+}
+
+export function partSizeFor(size: number | undefined): number {
+  if (size === undefined) return UPLOAD_PART_SIZE;
+  const needed = Math.ceil(size / MAX_UPLOAD_PARTS);
+  return Math.max(UPLOAD_PART_SIZE, Math.ceil(needed / 1024 ** 2) * 1024 ** 2);
+}
+
+export async function uploadSnapshot(options: UploadSnapshotOptions): Promise<UploadedSnapshot> {
+  const { settings, key, body, log, signal } = options;
+  const action = `upload etcd snapshot file [${key}]`;
+  const client = options.client ?? (await createS3Client(settings, { log }));
+  const tempKey = partialKeyFor(settings, key);
+  const contentType = contentTypeFor(key);
+  const meter = new Sha256Meter();
+  const uploadAbort = new AbortController();
+  const onCallerAbort = (): void => uploadAbort.abort();
+  signal?.addEventListener('abort', onCallerAbort, { once: true });
+
+  // Remember a failure of the source itself, to blame it rather than S3.
+  let sourceError: unknown;
+  body.once('error', (error) => {
+    sourceError ??= error;
+  });
+  const feeding = pipeline(body, meter).catch(() => undefined);
+
+  log.info(
+    { bucket: settings.bucket, key, partialKey: tempKey, endpoint: settings.endpoint.url },
+    `invoking uploading backup file [${key}] to s3`,
+  );
+  try {
+    if (signal?.aborted) throw signal.reason;
+    const { Upload } = await import('@aws-sdk/lib-storage');
+    const upload = new Upload({
+      client,
+      params: { Bucket: settings.bucket, Key: tempKey, Body: meter, ContentType: contentType },
+      partSize: options.partSize ?? partSizeFor(options.size),
+      queueSize: options.queueSize ?? UPLOAD_QUEUE_SIZE,
+      leavePartsOnError: false,
+      abortController: uploadAbort,
+    });
+    upload.on('httpUploadProgress', (progress) => {
+      if (progress.loaded !== undefined) options.onProgress?.(progress.loaded);
+    });
+    await upload.done();
+    await feeding;
+    if (sourceError !== undefined) throw sourceError;
+
+    const size = meter.bytes;
+    const sha256 = meter.sha256;
+    if (options.size !== undefined && size !== options.size) {
+      throw new StorageError(`failed to ${action}: read ${size} bytes from the snapshot, expected ${options.size}`);
+    }
+    const { etag } = await promoteToFinalKey(client, settings, {
+      fromKey: tempKey,
+      toKey: key,
+      size,
+      metadata: buildUserMetadata(options.metadata, { sha256, size }),
+      contentType,
+      ...(signal ? { signal } : {}),
+      ...options.promote,
+    });
+    await verifyFinalObject(client, settings, { key, size, sha256, action });
+    await removePartial(client, settings, tempKey, log);
+    log.info({ bucket: settings.bucket, key, size, sha256 }, `Successfully uploaded [${key}]`);
+    return { key, size, sha256, ...(etag !== undefined ? { etag } : {}) };
+  } catch (error) {
+    meter.destroy();
+    body.destroy();
+    uploadAbort.abort();
+    await removePartial(client, settings, tempKey, log);
+    throw uploadFailure(error, { settings, action, sourceError, signal });
+  } finally {
+    signal?.removeEventListener('abort', onCallerAbort);
+    if (options.client === undefined) client.destroy();
+  }
+}
+
+function uploadFailure(
+  error: unknown,
+  context: { settings: S3Settings; action: string; sourceError: unknown; signal: AbortSignal | undefined },
+): Error {
+  const { settings, action, sourceError, signal } = context;
+  if (signal?.aborted) {
+    return new InterruptedError(`${action} was interrupted; nothing was stored under the final key`, {
+      cause: signal.reason,
+    });
+  }
+  if (sourceError !== undefined) {
+    return new StorageError(
+      `failed to ${action}: reading the snapshot failed: ${scrubSecrets(errorSummary(sourceError), settings)}`,
+      { cause: sourceError },
+    );
+  }
+  return toStorageError(error, { settings, action });
+}
+
+/** Catch servers that ignore MetadataDirective REPLACE or truncate copies before we report success. */
+async function verifyFinalObject(
+  client: S3Client,
+  settings: S3Settings,
+  expected: { key: string; size: number; sha256: string; action: string },
+): Promise<void> {
+  const { HeadObjectCommand, DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+  const head = await client.send(new HeadObjectCommand({ Bucket: settings.bucket, Key: expected.key }));
+  const stored = parseUserMetadata(head.Metadata);
+  const problem =
+    head.ContentLength !== expected.size
+      ? `S3 reports ${head.ContentLength} bytes, ${expected.size} were sent`
+      : stored.sha256 !== expected.sha256
+        ? 'the server did not keep the sha256 metadata (MetadataDirective REPLACE unsupported?)'
+        : undefined;
+  if (problem === undefined) return;
+  // What sits under the final key can't be trusted; don't leave it for a restore to pick up.
+  await client.send(new DeleteObjectCommand({ Bucket: settings.bucket, Key: expected.key })).catch(() => undefined);
+  throw new StorageError(`failed to ${expected.action}: ${problem}; the object was removed`);
+}
+
+async function removePartial(client: S3Client, settings: S3Settings, tempKey: string, log: Logger): Promise<void> {
+  const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+  try {
+    await client.send(new DeleteObjectCommand({ Bucket: settings.bucket, Key: tempKey }));
+  } catch (error) {
+    log.warn(
+      { bucket: settings.bucket, key: tempKey },
+      `could not remove partial upload [${tempKey}] (${scrubSecrets(errorSummary(error), settings)}); it is not a snapshot and can be deleted`,
+    );
+  }
+}
