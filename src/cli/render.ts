@@ -13,7 +13,7 @@ export function renderSavePlan(plan: SavePlan, config: ClusterConfig): string {
     const node = nodePlan.node;
     lines.push(
       `  host [${node.address}] (internal ${node.internalAddress}, ssh ${node.user}@${node.address}:${node.port}, docker ${node.dockerSocket})`,
-      `    1. check:    docker exec ${nodePlan.healthCheck.container} ${nodePlan.healthCheck.cmd.join(' ')}`,
+      `    1. check:    docker exec ${nodePlan.healthCheck.env.map((env) => `-e ${env} `).join('')}${nodePlan.healthCheck.container} ${nodePlan.healthCheck.cmd.join(' ')}`,
       `    2. snapshot: ${describeContainer(nodePlan.snapshot)}`,
       `    3. result:   ${nodePlan.snapshotPath}`,
     );

@@ -31,7 +31,8 @@ export const OWNER_LABEL = 'io.rke-ts.owner';
 export function describeContainer(spec: ContainerSpec): string {
   const parts = ['docker run', `--name ${spec.name}`, `--net=${spec.networkMode}`];
   for (const bind of spec.binds) parts.push(`-v ${bind}`);
-  for (const env of spec.env) parts.push(`-e ${env.replace(/=.*/s, '=…')}`);
+  // extra_env may hold secrets: only etcdctl's own settings are shown with their values.
+  for (const env of spec.env) parts.push(`-e ${env.startsWith('ETCDCTL_') ? env : env.replace(/=.*/s, '=…')}`);
   if (spec.entrypoint.length > 0) parts.push(`--entrypoint ${spec.entrypoint.join(' ')}`);
   parts.push(spec.image, ...spec.cmd);
   return parts.join(' ');

@@ -40,12 +40,18 @@ function hostForUrl(address: string): string {
   return address.includes(':') ? `[${address}]` : address;
 }
 
-export function etcdctlTlsArgs(node: NodeConfig, tls: TlsFiles): string[] {
+/**
+ * etcdctl's endpoint and TLS settings as ETCDCTL_* variables rather than flags: RKE's etcd
+ * container already sets ETCDCTL_* in its environment, and etcdctl refuses to run when a
+ * flag shadows a set variable, so `docker exec etcd etcdctl --cert=...` would fail there.
+ */
+export function etcdctlEnv(node: NodeConfig, tls: TlsFiles): string[] {
   return [
-    `--endpoints=${clientEndpoint(node)}`,
-    `--cacert=${tls.cacert}`,
-    `--cert=${tls.cert}`,
-    `--key=${tls.key}`,
+    'ETCDCTL_API=3',
+    `ETCDCTL_ENDPOINTS=${clientEndpoint(node)}`,
+    `ETCDCTL_CACERT=${tls.cacert}`,
+    `ETCDCTL_CERT=${tls.cert}`,
+    `ETCDCTL_KEY=${tls.key}`,
   ];
 }
 

@@ -2,7 +2,7 @@ import type { ClusterConfig, NodeConfig } from '../config/types.js';
 import { etcdNodes } from '../config/types.js';
 import type { ContainerSpec, ExecSpec } from './container.js';
 import { OWNER_LABEL } from './container.js';
-import { ETCDCTL, NODE_TLS, etcdImage, etcdctlTlsArgs, hostPath } from './etcd.js';
+import { ETCDCTL, NODE_TLS, etcdImage, etcdctlEnv, hostPath } from './etcd.js';
 import { SNAPSHOT_DIR } from './names.js';
 
 export const SNAPSHOT_CONTAINER = 'etcd-snapshot-once';
@@ -48,7 +48,7 @@ export function planSave(config: ClusterConfig, options: SaveOptions): SavePlan 
 }
 
 function planNodeSave(config: ClusterConfig, node: NodeConfig, name: string): NodeSavePlan {
-  const tlsArgs = etcdctlTlsArgs(node, NODE_TLS);
+  const tlsEnv = etcdctlEnv(node, NODE_TLS);
   const binds = [
     `${SNAPSHOT_DIR}:${BACKUP_MOUNT}`,
     `${hostPath(config, '/etc/kubernetes')}:/etc/kubernetes`,
@@ -58,8 +58,8 @@ function planNodeSave(config: ClusterConfig, node: NodeConfig, name: string): No
     node,
     healthCheck: {
       container: ETCD_CONTAINER,
-      cmd: [ETCDCTL, ...tlsArgs, 'endpoint', 'health'],
-      env: ['ETCDCTL_API=3'],
+      cmd: [ETCDCTL, 'endpoint', 'health'],
+      env: tlsEnv,
     },
     // etcdctl is called directly, without a shell, so distroless etcd images work. It writes
     // `<name>.part` and renames it when complete, so the final name never holds a partial file.
@@ -67,8 +67,9 @@ function planNodeSave(config: ClusterConfig, node: NodeConfig, name: string): No
       name: SNAPSHOT_CONTAINER,
       image: etcdImage(config),
       entrypoint: [ETCDCTL],
-      cmd: [...tlsArgs, 'snapshot', 'save', `${BACKUP_MOUNT}/${name}`],
-      env: ['ETCDCTL_API=3', ...config.services.etcd.extraEnv],
+      cmd: ['snapshot', 'save', `${BACKUP_MOUNT}/${name}`],
+      // extra_env first so that our endpoint and TLS settings win over anything in it.
+      env: [...config.services.etcd.extraEnv, ...tlsEnv],
       binds,
       networkMode: 'host',
       labels,

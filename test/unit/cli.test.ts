@@ -55,6 +55,7 @@ describe('rke-ts CLI', () => {
     expect(result.stdout).toContain('host [192.0.2.10]');
     expect(result.stdout).toContain('host [192.0.2.11]');
     expect(result.stdout).toContain('snapshot save /backup/snap');
+    expect(result.stdout).toContain('-e ETCDCTL_ENDPOINTS=https://192.0.2.10:2379');
     expect(result.stdout + result.stderr).not.toContain('SUPERSECRET');
     expect(result.stdout + result.stderr).not.toContain('REGISTRYPASSWORD');
   });

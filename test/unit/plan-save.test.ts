@@ -50,24 +50,24 @@ describe('planSave', () => {
       entrypoint: ['/usr/local/bin/etcdctl'],
       networkMode: 'host',
       binds: ['/opt/rke/etcd-snapshots:/backup', '/opt/custom/etc/kubernetes:/etc/kubernetes'],
-      env: ['ETCDCTL_API=3', 'GODEBUG=x509sha1=1'],
+      env: [
+        'GODEBUG=x509sha1=1',
+        'ETCDCTL_API=3',
+        'ETCDCTL_ENDPOINTS=https://10.0.0.1:2379',
+        'ETCDCTL_CACERT=/etc/kubernetes/ssl/kube-ca.pem',
+        'ETCDCTL_CERT=/etc/kubernetes/ssl/kube-node.pem',
+        'ETCDCTL_KEY=/etc/kubernetes/ssl/kube-node-key.pem',
+      ],
     });
-    expect(snapshot.cmd).toEqual([
-      '--endpoints=https://10.0.0.1:2379',
-      '--cacert=/etc/kubernetes/ssl/kube-ca.pem',
-      '--cert=/etc/kubernetes/ssl/kube-node.pem',
-      '--key=/etc/kubernetes/ssl/kube-node-key.pem',
-      'snapshot',
-      'save',
-      '/backup/snap1',
-    ]);
-    expect(plan.nodes[1]!.snapshot.cmd[0]).toBe('--endpoints=https://1.2.3.5:2379');
+    expect(snapshot.cmd).toEqual(['snapshot', 'save', '/backup/snap1']);
+    expect(plan.nodes[1]!.snapshot.env).toContain('ETCDCTL_ENDPOINTS=https://1.2.3.5:2379');
     expect(plan.nodes[0]!.snapshotPath).toBe('/opt/rke/etcd-snapshots/snap1');
   });
 
   it('checks health inside the running etcd container and cleans up a killed snapshot with the tools image', () => {
     expect(plan.nodes[0]!.healthCheck.container).toBe('etcd');
-    expect(plan.nodes[0]!.healthCheck.cmd.slice(-2)).toEqual(['endpoint', 'health']);
+    expect(plan.nodes[0]!.healthCheck.cmd).toEqual(['/usr/local/bin/etcdctl', 'endpoint', 'health']);
+    expect(plan.nodes[0]!.healthCheck.env).toContain('ETCDCTL_ENDPOINTS=https://10.0.0.1:2379');
     expect(plan.nodes[0]!.cleanup).toMatchObject({ image: 'rancher/rke-tools:v0.1.105', entrypoint: ['rm'], cmd: ['-f', '/backup/snap1.part'] });
   });
 });
