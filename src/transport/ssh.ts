@@ -6,6 +6,7 @@ import { Client, type ConnectConfig } from 'ssh2';
 import type { SshCredentials } from '../config/types.js';
 import { AuthError, ConfigError, ConnectionError } from '../errors.js';
 import { checkHostKey, type KnownHostEntry } from './known-hosts.js';
+import { certificateAuth } from './ssh-cert.js';
 
 /** How long to wait for TCP + SSH handshake + authentication, per hop. */
 const SSH_READY_TIMEOUT_MS = 20_000;
@@ -44,20 +45,28 @@ async function authConfig(
   endpoint: SshEndpoint,
   env: NodeJS.ProcessEnv,
   label: string,
-): Promise<Pick<ConnectConfig, 'agent' | 'privateKey'>> {
+): Promise<Pick<ConnectConfig, 'agent' | 'privateKey' | 'authHandler'>> {
   // RKE: agent only when ssh_agent_auth is set and an agent is actually there.
   if (endpoint.sshAgentAuth && env.SSH_AUTH_SOCK) return { agent: env.SSH_AUTH_SOCK };
-  if (endpoint.sshKey) return { privateKey: endpoint.sshKey };
-  const keyPath = expandHome(endpoint.sshKeyPath, env);
-  try {
-    return { privateKey: await readFile(keyPath) };
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String((error as Error).message);
-    throw new ConfigError(`${label}: ssh: cannot read private key ${endpoint.sshKeyPath}: ${reason}`, {
-      cause: error,
-      hint: 'set ssh_key_path in cluster.yml or use ssh_agent_auth',
-    });
+  let privateKey: string | Buffer;
+  if (endpoint.sshKey) privateKey = endpoint.sshKey;
+  else {
+    try {
+      privateKey = await readFile(expandHome(endpoint.sshKeyPath, env));
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String((error as Error).message);
+      throw new ConfigError(`${label}: ssh: cannot read private key ${endpoint.sshKeyPath}: ${reason}`, {
+        cause: error,
+        hint: 'set ssh_key_path in cluster.yml or use ssh_agent_auth',
+      });
+    }
   }
+  // ssh_cert / ssh_cert_path: the key signs, the server checks the certificate (see ssh-cert.ts).
+  if (endpoint.sshCert || endpoint.sshCertPath) {
+    const certPath = endpoint.sshCertPath ? expandHome(endpoint.sshCertPath, env) : undefined;
+    return { authHandler: await certificateAuth(endpoint, privateKey, certPath, label) };
+  }
+  return { privateKey };
 }
 
 function hostVerifier(options: SshOptions, endpoint: SshEndpoint, rejected: { reason?: string }) {
