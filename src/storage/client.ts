@@ -9,7 +9,6 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 
 import { isAwsGlobalEndpoint } from './endpoint.js';
-import { redactProxyUrl } from './proxy.js';
 import { scrubSecrets } from './redact.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, createRetryStrategy } from './retry.js';
 import type { S3Settings } from './settings.js';
@@ -93,10 +92,19 @@ async function createAgents(settings: S3Settings): Promise<{ httpAgent: HttpAgen
     // CONNECT tunnels for both schemes: https-proxy-agent is what we ship. Some proxies refuse
     // CONNECT to ports other than 443 for plain-HTTP endpoints; http-proxy-agent would cover it.
     const { HttpsProxyAgent } = await import('https-proxy-agent');
+    type ConnectArgs = Parameters<InstanceType<typeof HttpsProxyAgent>['connect']>;
+    // https-proxy-agent applies its constructor's TLS options to the proxy connection only;
+    // the TLS session to the endpoint inside the tunnel takes the per-request options, so the
+    // CA and verification setting are added there.
+    class EndpointTlsProxyAgent extends HttpsProxyAgent<string> {
+      override connect(request: ConnectArgs[0], connectOptions: ConnectArgs[1]) {
+        return super.connect(request, { ...connectOptions, ...tlsOptions });
+      }
+    }
     const proxyUrl = settings.proxy.url;
     return {
       httpAgent: new HttpsProxyAgent(proxyUrl, { keepAlive: true, maxSockets: MAX_SOCKETS }) as unknown as HttpAgent,
-      httpsAgent: new HttpsProxyAgent(proxyUrl, {
+      httpsAgent: new EndpointTlsProxyAgent(proxyUrl, {
         keepAlive: true,
         maxSockets: MAX_SOCKETS,
         ...tlsOptions,
@@ -121,7 +129,3 @@ export function errorSummary(error: unknown): string {
   return String(error);
 }
 
-/** Where an endpoint is, for messages that must not leak a proxy password. */
-export function proxyNote(settings: S3Settings): string {
-  return settings.proxy ? ` via proxy ${redactProxyUrl(settings.proxy.url)}` : '';
-}

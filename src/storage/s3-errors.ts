@@ -67,14 +67,16 @@ export function classifyS3Error(error: unknown): S3FailureKind {
   if (name === 'ExpiredToken' || name === 'InvalidToken' || name === 'TokenRefreshRequired') return 'expired-token';
   if (name === 'AuthorizationHeaderMalformed' || name === 'PermanentRedirect' || status === 301) return 'wrong-region';
   if (name === 'AccessDenied' || name === 'AllAccessDisabled' || status === 403) return 'access-denied';
+  // Network codes first: the SDK renames ECONNRESET, EPIPE, ECONNREFUSED and ETIMEDOUT errors
+  // to name "TimeoutError" (so that they count as transient), which hides what happened.
   if (code === 'ECONNREFUSED') return 'refused';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
   if (code !== undefined && TLS_VERIFY_CODES.has(code)) return 'tls';
   if (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number/i.test(message)) {
     return 'not-tls';
   }
+  if (code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/i.test(message)) return 'dropped';
   if (name === 'TimeoutError' || code === 'ETIMEDOUT' || name === 'RequestTimeout') return 'timeout';
-  if (code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up|aborted/i.test(message)) return 'dropped';
   if (name === 'NotFound' || status === 404) return 'no-object';
   return 'other';
 }
@@ -152,7 +154,7 @@ function explain(kind: S3FailureKind, error: unknown, settings: S3Settings): { r
       };
     case 'not-tls':
       return {
-        reason: `the endpoint does not speak TLS (${facts.code ?? facts.name}: ${facts.message})`,
+        reason: `the endpoint does not speak TLS (${facts.code ?? facts.name}${/wrong version number/i.test(facts.message) ? ': wrong version number' : ''})`,
         hint: 'if it serves plain HTTP, write the endpoint as http://host:port or pass --s3-insecure',
       };
     case 'timeout':

@@ -50,7 +50,7 @@ export const S3_DEFAULTS = {
 export const S3_FLAGS: readonly S3FlagSpec[] = [
   {
     field: 's3',
-    flags: ['--s3', '--etcd-s3'],
+    flags: ['--s3'],
     description: 'Use the S3 options given on the command line instead of cluster.yml s3backupconfig',
   },
   {

@@ -100,21 +100,29 @@ export async function uploadSnapshot(options: UploadSnapshotOptions): Promise<Up
     { bucket: settings.bucket, key, partialKey: tempKey, endpoint: settings.endpoint.url },
     `invoking uploading backup file [${key}] to s3`,
   );
+  let tempVersionId: string | undefined;
+  let multipartFinished = false;
+  let upload: InstanceType<typeof import('@aws-sdk/lib-storage').Upload> | undefined;
   try {
     if (signal?.aborted) throw signal.reason;
     const { Upload } = await import('@aws-sdk/lib-storage');
-    const upload = new Upload({
+    upload = new Upload({
       client,
       params: { Bucket: settings.bucket, Key: tempKey, Body: meter, ContentType: contentType },
       partSize: options.partSize ?? partSizeFor(options.size),
       queueSize: options.queueSize ?? UPLOAD_QUEUE_SIZE,
-      leavePartsOnError: false,
+      // We abort the multipart upload ourselves: lib-storage would replace the original error
+      // with the abort's own when the abort fails too (server gone, or unsupported).
+      leavePartsOnError: true,
       abortController: uploadAbort,
     });
     upload.on('httpUploadProgress', (progress) => {
       if (progress.loaded !== undefined) options.onProgress?.(progress.loaded);
     });
-    await upload.done();
+    const completed = await upload.done();
+    multipartFinished = true;
+    // In a versioned bucket a plain delete only hides the partial object; delete its version.
+    tempVersionId = 'VersionId' in completed ? completed.VersionId : undefined;
     await feeding;
     if (sourceError !== undefined) throw sourceError;
 
@@ -133,14 +141,15 @@ export async function uploadSnapshot(options: UploadSnapshotOptions): Promise<Up
       ...options.promote,
     });
     await verifyFinalObject(client, settings, { key, size, sha256, action });
-    await removePartial(client, settings, tempKey, log);
+    await removePartial(client, settings, tempKey, tempVersionId, log);
     log.info({ bucket: settings.bucket, key, size, sha256 }, `Successfully uploaded [${key}]`);
     return { key, size, sha256, ...(etag !== undefined ? { etag } : {}) };
   } catch (error) {
     meter.destroy();
     body.destroy();
     uploadAbort.abort();
-    await removePartial(client, settings, tempKey, log);
+    if (!multipartFinished) await abortMultipart(client, settings, tempKey, upload?.uploadId, log);
+    await removePartial(client, settings, tempKey, tempVersionId, log);
     throw uploadFailure(error, { settings, action, sourceError, signal });
   } finally {
     signal?.removeEventListener('abort', onCallerAbort);
@@ -188,10 +197,38 @@ async function verifyFinalObject(
   throw new StorageError(`failed to ${expected.action}: ${problem}; the object was removed`);
 }
 
-async function removePartial(client: S3Client, settings: S3Settings, tempKey: string, log: Logger): Promise<void> {
+async function abortMultipart(
+  client: S3Client,
+  settings: S3Settings,
+  tempKey: string,
+  uploadId: string | undefined,
+  log: Logger,
+): Promise<void> {
+  if (uploadId === undefined) return;
+  const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+  try {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: settings.bucket, Key: tempKey, UploadId: uploadId }));
+  } catch (error) {
+    log.warn(
+      { bucket: settings.bucket, key: tempKey, uploadId },
+      `could not abort the multipart upload of [${tempKey}] (${scrubSecrets(errorSummary(error), settings)}); ` +
+        'its parts stay invisible but stored until a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them',
+    );
+  }
+}
+
+async function removePartial(
+  client: S3Client,
+  settings: S3Settings,
+  tempKey: string,
+  versionId: string | undefined,
+  log: Logger,
+): Promise<void> {
   const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
   try {
-    await client.send(new DeleteObjectCommand({ Bucket: settings.bucket, Key: tempKey }));
+    await client.send(
+      new DeleteObjectCommand({ Bucket: settings.bucket, Key: tempKey, ...(versionId ? { VersionId: versionId } : {}) }),
+    );
   } catch (error) {
     log.warn(
       { bucket: settings.bucket, key: tempKey },
