@@ -1,4 +1,5 @@
 import { CommanderError } from 'commander';
+import { normalizeS3Aliases } from './cli/options.js';
 import { createProgram } from './cli/program.js';
 import type { CommandContext, GlobalOptions } from './cli/context.js';
 import { ConfigError, ExitCode, InterruptedError, describeError, exitCodeFor } from './errors.js';
@@ -31,7 +32,7 @@ export async function main(argv: string[], io: MainIo = { env: process.env, stdo
   const program = createProgram(io.env, makeContext, io);
 
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(normalizeS3Aliases(argv));
     return abort.signal.aborted ? ExitCode.interrupted : ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError) {

@@ -1,24 +1,18 @@
 import { readFile } from 'node:fs/promises';
-import { readClusterConfig, requireEtcdNodes } from '../config/index.js';
+import { type ClusterConfig, readClusterConfig, requireEtcdNodes } from '../config/index.js';
 import { ConfigError } from '../errors.js';
 import { defaultSnapshotName, validateSnapshotName } from '../plan/names.js';
 import { planSave } from '../plan/save.js';
-import { executeSave } from '../run/save.js';
+import { checkSaveOutcome, executeSave } from '../run/save.js';
+import { uploadFailure, uploadFromNode } from '../run/upload.js';
+import { type S3Settings, ignoredS3Flags, resolveS3Settings, s3ConfiguredLogLine } from '../storage/index.js';
 import { parseKnownHosts, type KnownHostEntry } from '../transport/known-hosts.js';
 import type { CommandContext } from './context.js';
+import { s3FlagsFrom } from './options.js';
 import { renderSavePlan } from './render.js';
 
-export interface SaveFlags {
-  config: string;
-  name?: string;
-  dryRun?: boolean;
-  sshAgentAuth?: boolean;
-  ignoreDockerVersion?: boolean;
-  knownHosts?: string;
-}
-
-export async function loadKnownHosts(file: string | undefined): Promise<KnownHostEntry[] | undefined> {
-  if (!file) return undefined;
+export async function loadKnownHosts(file: unknown): Promise<KnownHostEntry[] | undefined> {
+  if (typeof file !== 'string' || file === '') return undefined;
   try {
     return parseKnownHosts(await readFile(file, 'utf8'));
   } catch (error) {
@@ -26,16 +20,9 @@ export async function loadKnownHosts(file: string | undefined): Promise<KnownHos
   }
 }
 
-export async function snapshotSave(flags: SaveFlags, context: CommandContext): Promise<void> {
-  const { log } = context;
-  let name = flags.name;
-  if (name === undefined || name === '') {
-    name = defaultSnapshotName(context.now());
-    log.warn(`Name of the snapshot is not specified, using [${name}]`);
-  }
-  validateSnapshotName(name);
-
-  const config = await readClusterConfig(flags.config);
+/** Reads cluster.yml and applies the connection flags RKE lets override it. */
+export async function loadClusterForCommand(flags: Record<string, unknown>): Promise<ClusterConfig> {
+  const config = await readClusterConfig(String(flags.config));
   // RKE: --ssh-agent-auth only overrides the file when it is set.
   if (flags.sshAgentAuth) {
     config.sshAgentAuth = true;
@@ -43,18 +30,62 @@ export async function snapshotSave(flags: SaveFlags, context: CommandContext): P
     if (config.bastionHost) config.bastionHost.sshAgentAuth = true;
   }
   requireEtcdNodes(config);
+  return config;
+}
+
+/** S3 settings from --s3 flags, else cluster.yml's s3backupconfig (RKE), else none. */
+export function s3SettingsFor(flags: Record<string, unknown>, config: ClusterConfig, context: CommandContext): S3Settings | undefined {
+  const s3Flags = s3FlagsFrom(flags);
+  const ignored = ignoredS3Flags(s3Flags);
+  if (ignored.length > 0) context.log.warn(`S3 flags ${ignored.join(', ')} are ignored without --s3 (as in RKE)`);
+  const fileConfig = config.services.etcd.backupConfig?.s3;
+  return resolveS3Settings({ flags: s3Flags, ...(fileConfig ? { fileConfig } : {}), env: context.env });
+}
+
+export async function snapshotSave(flags: Record<string, unknown>, context: CommandContext): Promise<void> {
+  const { log } = context;
+  let name = typeof flags.name === 'string' ? flags.name : '';
+  if (name === '') {
+    name = defaultSnapshotName(context.now());
+    log.warn(`Name of the snapshot is not specified, using [${name}]`);
+  }
+  validateSnapshotName(name);
+
+  const config = await loadClusterForCommand(flags);
+  const s3 = s3SettingsFor(flags, config, context);
   const plan = planSave(config, { name });
 
   if (flags.dryRun) {
-    context.stdout.write(renderSavePlan(plan, config));
+    context.stdout.write(renderSavePlan(plan, config, s3));
     return;
   }
-  log.info('Starting saving snapshot on etcd hosts');
   const knownHosts = await loadKnownHosts(flags.knownHosts);
-  await executeSave(config, plan, {
-    env: context.env,
-    log,
-    signal: context.signal,
-    ...(knownHosts ? { knownHosts } : {}),
-  });
+  const deps = { env: context.env, log, signal: context.signal, now: context.now, ...(knownHosts ? { knownHosts } : {}) };
+  log.info('Starting saving snapshot on etcd hosts');
+  if (s3) log.info(s3ConfiguredLogLine(s3));
+  const outcome = await executeSave(config, plan, deps);
+  if (outcome.saved.length > 0 && outcome.failed.length === 0) log.info(`[etcd] Finished saving snapshot [${name}] on all etcd hosts`);
+
+  if (s3 && outcome.saved.length > 0) {
+    // The local snapshots are taken first and stay whatever S3 does (RKE #2209).
+    const source = config.nodes.find((node) => node.address === outcome.saved[0]!.node)!;
+    try {
+      await uploadFromNode(config, source, name, s3, deps);
+    } catch (error) {
+      context.signal.throwIfAborted();
+      checkSaveOutcomeLogged(plan, outcome, log);
+      throw uploadFailure(error, name, outcome.saved.map((saved) => saved.node));
+    }
+  }
+  checkSaveOutcome(plan, outcome);
+  log.info(s3 ? `Finished saving/uploading snapshot [${name}] on all etcd hosts` : `Finished saving snapshot [${name}] on all etcd hosts`);
+}
+
+/** When S3 also failed, node failures are still worth a line before the S3 error. */
+function checkSaveOutcomeLogged(plan: Parameters<typeof checkSaveOutcome>[0], outcome: Parameters<typeof checkSaveOutcome>[1], log: CommandContext['log']): void {
+  try {
+    checkSaveOutcome(plan, outcome);
+  } catch (error) {
+    log.error((error as Error).message);
+  }
 }

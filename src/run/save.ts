@@ -18,8 +18,6 @@ export interface SavedSnapshot {
 export interface SaveDeps extends ConnectOptions {
   log: Logger;
   signal?: AbortSignal;
-  /** Called on each node after its snapshot is complete, with the session still open (S3 upload). */
-  afterNodeSave?: (session: NodeSession, nodePlan: NodeSavePlan) => Promise<void>;
 }
 
 function lastLines(output: string, count = 3): string {
@@ -71,7 +69,6 @@ async function takeSnapshot(config: ClusterConfig, plan: SavePlan, nodePlan: Nod
       );
     }
     deps.log.info(`[etcd] Finished saving snapshot [${plan.name}] on host [${host}]`);
-    await deps.afterNodeSave?.(session, nodePlan);
     return { node: host, path: nodePlan.snapshotPath, durationMs: Date.now() - started };
   } finally {
     session.close();
@@ -87,33 +84,44 @@ async function removePartialFile(session: NodeSession, nodePlan: NodeSavePlan, c
   }
 }
 
-/**
- * Takes the snapshot on every etcd node at once. Unlike RKE, a failure on any node is an
- * error: all failed → RemoteCommandError, some failed → PartialFailureError listing them.
- */
-export async function executeSave(config: ClusterConfig, plan: SavePlan, deps: SaveDeps): Promise<SavedSnapshot[]> {
+export interface SaveOutcome {
+  saved: SavedSnapshot[];
+  failed: Array<{ node: string; error: unknown }>;
+}
+
+/** Takes the snapshot on every etcd node at once and reports each node's outcome. */
+export async function executeSave(config: ClusterConfig, plan: SavePlan, deps: SaveDeps): Promise<SaveOutcome> {
   const results = await onEveryNode(
     plan.nodes.map((nodePlan) => nodePlan.node),
     (node) => takeSnapshot(config, plan, plan.nodes.find((nodePlan) => nodePlan.node === node)!, deps),
   );
-  const failed = results.filter((result) => !result.ok);
-  for (const result of failed) {
-    if (!result.ok) deps.log.error(`[etcd] Failed to save snapshot [${plan.name}]: ${describeError(result.error)}`);
+  const outcome: SaveOutcome = { saved: [], failed: [] };
+  for (const result of results) {
+    if (result.ok) outcome.saved.push(result.value);
+    else {
+      outcome.failed.push({ node: result.node.address, error: result.error });
+      deps.log.error(`[etcd] Failed to save snapshot [${plan.name}]: ${describeError(result.error)}`);
+    }
   }
   deps.signal?.throwIfAborted();
-  if (failed.length === results.length) {
-    const first = failed[0];
-    throw new RemoteCommandError(
-      `[etcd] Failed to take snapshot on all etcd hosts: ${first && !first.ok ? describeError(first.error) : 'no etcd hosts'}`,
-    );
+  return outcome;
+}
+
+/**
+ * Unlike RKE, a failure on any node is an error: all failed → RemoteCommandError, some
+ * failed → PartialFailureError naming the failed and the saved nodes.
+ */
+export function checkSaveOutcome(plan: SavePlan, outcome: SaveOutcome): void {
+  const total = outcome.saved.length + outcome.failed.length;
+  if (outcome.saved.length === 0) {
+    const first = outcome.failed[0];
+    throw new RemoteCommandError(`[etcd] Failed to take snapshot on all etcd hosts: ${first ? describeError(first.error) : 'no etcd hosts'}`);
   }
-  if (failed.length > 0) {
+  if (outcome.failed.length > 0) {
     throw new PartialFailureError(
-      `[etcd] Snapshot [${plan.name}] failed on ${failed.length} of ${results.length} etcd hosts: ` +
-        failed.map((result) => result.node.address).join(', ') +
-        `; saved on ${results.filter((result) => result.ok).map((result) => result.node.address).join(', ')}`,
+      `[etcd] Snapshot [${plan.name}] failed on ${outcome.failed.length} of ${total} etcd hosts: ` +
+        outcome.failed.map((failure) => failure.node).join(', ') +
+        `; saved on ${outcome.saved.map((saved) => saved.node).join(', ')}`,
     );
   }
-  deps.log.info(`Finished saving snapshot [${plan.name}] on all etcd hosts`);
-  return results.flatMap((result) => (result.ok ? [result.value] : []));
 }
