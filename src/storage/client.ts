@@ -29,6 +29,9 @@ export interface S3ClientOptions {
 }
 
 export async function createS3Client(settings: S3Settings, options: S3ClientOptions = {}): Promise<S3Client> {
+  // rke-ts supports Node 20; the SDK's multi-line "upgrade Node" warning would break the
+  // one-line-per-problem output operators and cron mails rely on.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const [{ S3Client }, { NodeHttpHandler }] = await Promise.all([
     import('@aws-sdk/client-s3'),
     import('@smithy/node-http-handler'),
