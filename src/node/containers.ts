@@ -8,8 +8,8 @@ import { registryAuthFor } from './registry.js';
 /** Docker API calls that may hit a transient failure are tried this often (as RKE does). */
 const DOCKER_ATTEMPTS = 3;
 const DOCKER_RETRY_DELAY_MS = 1_000;
-/** How often a one-shot container's state is polled (RKE: once a second). */
-const WAIT_POLL_MS = 500;
+/** While waiting for a container, how often the abort signal is looked at. */
+const ABORT_CHECK_MS = 250;
 /** How many log lines of a failed container are quoted (RKE quotes only the last one). */
 const LOG_TAIL_LINES = 20;
 
@@ -119,6 +119,34 @@ export interface RunOptions {
 
 export class ContainerTimeoutError extends Error {}
 
+/**
+ * Waits for the container to exit with Docker's wait endpoint (no polling delay, unlike
+ * RKE's once-a-second inspect), bounded by the timeout and the abort signal.
+ */
+async function waitForExit(container: Docker.Container, name: string, options: RunOptions): Promise<number> {
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let watcher: NodeJS.Timeout | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ContainerTimeoutError(`container ${name} did not finish within ${options.timeoutSeconds}s`)),
+      options.timeoutSeconds * 1000,
+    );
+    watcher = setInterval(() => {
+      if (options.signal?.aborted) reject(options.signal.reason);
+    }, ABORT_CHECK_MS);
+  });
+  try {
+    options.signal?.throwIfAborted();
+    const result = (await Promise.race([container.wait({ abortSignal: abort.signal }), stopped])) as { StatusCode: number };
+    return result.StatusCode;
+  } finally {
+    clearTimeout(timer);
+    clearInterval(watcher);
+    abort.abort();
+  }
+}
+
 async function containerLogs(container: Docker.Container): Promise<string> {
   const raw = (await container.logs({ stdout: true, stderr: true, tail: LOG_TAIL_LINES, follow: false })) as unknown as Buffer;
   const { stdout, stderr } = demuxDockerStream(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)));
@@ -152,18 +180,8 @@ export async function runOnce(docker: Docker, spec: ContainerSpec, options: RunO
   try {
     await withRetries(() => container.start());
     options.onStarted?.();
-    const deadline = Date.now() + options.timeoutSeconds * 1000;
-    for (;;) {
-      options.signal?.throwIfAborted();
-      const state = (await container.inspect()).State;
-      if (!state.Running && state.Status !== 'created') {
-        return { exitCode: state.ExitCode, output: await containerLogs(container) };
-      }
-      if (Date.now() > deadline) {
-        throw new ContainerTimeoutError(`container ${spec.name} did not finish within ${options.timeoutSeconds}s`);
-      }
-      await sleep(WAIT_POLL_MS);
-    }
+    const exitCode = await waitForExit(container, spec.name, options);
+    return { exitCode, output: await containerLogs(container) };
   } finally {
     await removeContainerIfExists(docker, spec.name).catch(() => undefined);
   }
