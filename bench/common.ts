@@ -21,13 +21,14 @@ export async function timed<T>(action: () => Promise<T>): Promise<{ ms: number; 
  * Grows etcd's database to about `megabytes` MiB with 1 MiB values (etcd refuses requests
  * over 1.5 MiB), several writers at a time.
  */
-export async function growEtcd(cluster: TestCluster, megabytes: number): Promise<void> {
+export async function growEtcd(cluster: TestCluster, megabytes: number, firstIndex = 0): Promise<void> {
   const value = Buffer.alloc(1024 * 1024 - 64, 'v');
   const writers = 4;
-  let next = 0;
+  let next = firstIndex;
+  const end = firstIndex + megabytes;
   await Promise.all(
     Array.from({ length: writers }, async () => {
-      while (next < megabytes) {
+      while (next < end) {
         const index = next++;
         await putFromStdin(cluster, `/bench/${index}`, value);
       }

@@ -1,0 +1,59 @@
+/**
+ * Upload throughput and memory of `snapshot-save --s3` with a large snapshot, against an
+ * independent client (awscli `s3 cp`) uploading the same file to the same server.
+ * Targets: throughput ≥ 0.8× awscli; peak RSS ≤ 150 MiB, and about the same for a small
+ * snapshot (memory must not grow with size).
+ *
+ *   npx tsx bench/s3-upload.ts          (BENCH_MB=1024 by default; BENCH_SMALL_MB=100)
+ */
+import { statSync } from 'node:fs';
+import { readClusterConfig } from '../src/config/index.js';
+import { silentLogger } from '../src/log/logger.js';
+import { uploadFromNode } from '../src/run/upload.js';
+import { resolveS3Settings } from '../src/storage/index.js';
+import { CLI } from '../test/support/cli.js';
+import { type TestCluster, startTestCluster } from '../test/support/cluster.js';
+import { startS3Server } from '../test/support/s3server.js';
+import { envNumber, growEtcd, run, timed } from './common.js';
+import { runMeasured } from './rss.js';
+
+const largeMiB = envNumber('BENCH_MB', 1024);
+const smallMiB = envNumber('BENCH_SMALL_MB', 100);
+
+const server = await startS3Server({ buckets: ['bench'] });
+let cluster: TestCluster | undefined;
+try {
+  cluster = await startTestCluster({ name: 'bench-s3', slot: 12, nodes: 1, image: 'distroless' });
+  const node = cluster.node(1);
+  const config = cluster.writeClusterYml();
+  const s3Flags = ['--s3', '--s3-endpoint', server.endpoint, '--bucket-name', 'bench', '--access-key', server.accessKey, '--s3-secret-key', server.secretKey];
+  const awsEnv = { ...process.env, AWS_ACCESS_KEY_ID: server.accessKey, AWS_SECRET_ACCESS_KEY: server.secretKey, AWS_DEFAULT_REGION: 'us-east-1' };
+
+  let grown = 0;
+  for (const [label, megabytes] of [['small', smallMiB], ['large', largeMiB]] as const) {
+    await growEtcd(cluster, megabytes - grown, grown);
+    grown = megabytes;
+    const name = `bench-${label}`;
+    const save = await runMeasured(process.execPath, [CLI, 'etcd', 'snapshot-save', '--config', config, '--name', name, ...s3Flags]);
+    if (save.code !== 0) throw new Error(`snapshot-save failed: ${save.stderr}`);
+    const file = cluster.hostPath(node, `/opt/rke/etcd-snapshots/${name}`);
+    const bytes = statSync(file).size;
+    const mib = bytes / 1024 / 1024;
+
+    // Upload alone, in-process, from the node through SSH + Docker into S3.
+    const settings = resolveS3Settings({ flags: { s3: true, endpoint: server.endpoint, bucketName: 'bench', accessKey: server.accessKey, secretKey: server.secretKey }, env: {} })!;
+    const parsed = await readClusterConfig(config);
+    const ours = await timed(() => uploadFromNode(parsed, parsed.nodes[0]!, name, settings, { env: process.env, log: silentLogger(), now: () => new Date() }));
+    const aws = await timed(() => run('aws', ['--endpoint-url', server.endpoint, 's3', 'cp', '--only-show-errors', file, `s3://bench/awscli-${name}`], { env: awsEnv, maxBuffer: 1 << 20 }));
+    const oursRate = mib / (ours.ms / 1000);
+    const awsRate = mib / (aws.ms / 1000);
+    console.log(`${label} snapshot: ${mib.toFixed(0)} MiB`);
+    console.log(`  snapshot-save --s3 (whole command): ${(save.wallMs / 1000).toFixed(1)} s, peak RSS ${save.peakRssMiB.toFixed(0)} MiB (target ≤ 150)`);
+    console.log(`  upload, rke-ts (node → SSH → Docker archive → S3): ${(ours.ms / 1000).toFixed(1)} s = ${oursRate.toFixed(0)} MiB/s`);
+    console.log(`  upload, awscli s3 cp (local file → S3):            ${(aws.ms / 1000).toFixed(1)} s = ${awsRate.toFixed(0)} MiB/s`);
+    console.log(`  throughput ratio rke-ts/awscli: ${(oursRate / awsRate).toFixed(2)}× (target ≥ 0.80×)`);
+  }
+} finally {
+  await cluster?.down();
+  await server.stop();
+}
