@@ -20,6 +20,17 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # Some npm 11 releases write lockfiles without the other platforms' optional packages
+  # (rollup, esbuild binaries) and then refuse them in `npm ci`; `npm install --no-save`
+  # installs the same locked versions in that case.
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/rke-ts-npm-ci.log; then
+    if grep -q 'EUSAGE' /tmp/rke-ts-npm-ci.log; then
+      echo "setup: npm ci refused this npm's own lockfile; installing the locked versions with npm install"
+      npm install --no-save --no-audit --no-fund --loglevel=error
+    else
+      cat /tmp/rke-ts-npm-ci.log >&2
+      exit 1
+    fi
+  fi
 fi
 npm run --silent build
