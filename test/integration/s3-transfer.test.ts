@@ -19,6 +19,7 @@ import { objectKeyFor } from '../../src/storage/keys.js';
 import { deleteSnapshot, listSnapshots } from '../../src/storage/list.js';
 import { type S3Settings, resolveS3Settings } from '../../src/storage/settings.js';
 import { uploadSnapshot } from '../../src/storage/upload.js';
+import { s3cmdFor } from '../support/s3cmd.js';
 import { type TestS3Server, captureLog, chunkedStream, pseudoRandomBytes, startS3Server } from '../support/s3server.js';
 
 const MiB = 1024 ** 2;
@@ -58,32 +59,14 @@ async function rawGet(key: string): Promise<Buffer> {
   return Buffer.from(await response.Body!.transformToByteArray());
 }
 
-function s3cmd(...args: string[]): string {
-  const host = new URL(server.endpoint).host;
-  const config = join(workDir, 's3cfg');
-  writeFileSync(
-    config,
-    [
-      '[default]',
-      `access_key = ${server.accessKey}`,
-      `secret_key = ${server.secretKey}`,
-      `host_base = ${host}`,
-      `host_bucket = ${host}`,
-      'use_https = False',
-      'signature_v2 = False',
-      'bucket_location = us-east-1',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  return execFileSync('s3cmd', ['-c', config, '--no-progress', ...args], { encoding: 'utf8', stdio: 'pipe' });
-}
+let s3cmd: (...args: string[]) => string;
 
 let workDir: string;
 
 beforeAll(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'rke-ts-s3-transfer-'));
   server = await startS3Server();
+  s3cmd = s3cmdFor(server);
   settings = resolveS3Settings({
     flags: {
       s3: true,

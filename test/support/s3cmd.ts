@@ -18,6 +18,7 @@ export function s3cmdFor(server: TestS3Server): (...args: string[]) => string {
       `host_bucket = ${host}`,
       'use_https = False',
       'signature_v2 = False',
+      'bucket_location = us-east-1',
       '',
     ].join('\n'),
     { mode: 0o600 },
