@@ -14,6 +14,8 @@ export interface MainIo {
 /** Runs the CLI and returns the exit code; the only place that maps errors to exit codes. */
 export async function main(argv: string[], io: MainIo = { env: process.env, stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const startedAt = Date.now();
+  // `rke-ts ... | head` closes the pipe early; that must not crash a run in the middle.
+  for (const stream of [io.stdout, io.stderr]) stream.on?.('error', () => undefined);
   const abort = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     abort.abort(new InterruptedError(`interrupted by ${signal}; cleaning up`));

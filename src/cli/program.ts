@@ -1,5 +1,10 @@
 import { Command, Option } from 'commander';
 import { registerSnapshotSave } from './commands/save.js';
+import { registerSnapshotRestore } from './commands/restore.js';
+import { registerSnapshotList } from './commands/list.js';
+import { registerSnapshotDelete } from './commands/delete.js';
+import { registerSnapshotPrune } from './commands/prune.js';
+import { registerSnapshotSchedule } from './commands/schedule.js';
 import type { CommandContext, GlobalOptions } from './context.js';
 
 export type ContextFactory = (globals: GlobalOptions) => CommandContext;
@@ -42,5 +47,10 @@ export function createProgram(
   const etcd = program.command('etcd').description('etcd snapshot commands').addHelpText('after', `\n${EXIT_CODES_HELP}`);
   const deps: ProgramDeps = { env, makeContext };
   registerSnapshotSave(etcd, deps);
+  registerSnapshotRestore(etcd, deps);
+  registerSnapshotList(etcd, deps);
+  registerSnapshotDelete(etcd, deps);
+  registerSnapshotPrune(etcd, deps);
+  registerSnapshotSchedule(etcd, deps);
   return program;
 }

@@ -3,6 +3,7 @@ import { type ClusterConfig, readClusterConfig, requireEtcdNodes } from '../conf
 import { ConfigError } from '../errors.js';
 import { defaultSnapshotName, validateSnapshotName } from '../plan/names.js';
 import { planSave } from '../plan/save.js';
+import { compressSavedSnapshots } from '../run/compress.js';
 import { checkSaveOutcome, executeSave } from '../run/save.js';
 import { uploadFailure, uploadFromNode } from '../run/upload.js';
 import { type S3Settings, ignoredS3Flags, resolveS3Settings, s3ConfiguredLogLine } from '../storage/index.js';
@@ -64,17 +65,19 @@ export async function snapshotSave(flags: Record<string, unknown>, context: Comm
   log.info('Starting saving snapshot on etcd hosts');
   if (s3) log.info(s3ConfiguredLogLine(s3));
   const outcome = await executeSave(config, plan, deps);
+  // --compress: `<name>.zip` replaces `<name>` on the nodes and is what goes to S3.
+  const fileName = flags.compress ? await compressSavedSnapshots(config, plan, outcome, deps) : name;
   if (outcome.saved.length > 0 && outcome.failed.length === 0) log.info(`[etcd] Finished saving snapshot [${name}] on all etcd hosts`);
 
   if (s3 && outcome.saved.length > 0) {
     // The local snapshots are taken first and stay whatever S3 does (RKE #2209).
     const source = config.nodes.find((node) => node.address === outcome.saved[0]!.node)!;
     try {
-      await uploadFromNode(config, source, name, s3, deps);
+      await uploadFromNode(config, source, fileName, s3, deps);
     } catch (error) {
       context.signal.throwIfAborted();
       checkSaveOutcomeLogged(plan, outcome, log);
-      throw uploadFailure(error, name, outcome.saved.map((saved) => saved.node));
+      throw uploadFailure(error, fileName, outcome.saved.map((saved) => saved.node));
     }
   }
   checkSaveOutcome(plan, outcome);

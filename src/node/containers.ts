@@ -202,3 +202,39 @@ export async function execIn(docker: Docker, spec: ExecSpec): Promise<RunResult>
   const info = await exec.inspect();
   return { exitCode: info.ExitCode ?? -1, output: `${stdout}${stderr}`.trim() };
 }
+
+/**
+ * Replaces any container named `spec.name` with a new one from `spec` and starts it without
+ * waiting: for long-running containers such as `etcd` (restart policy from the spec).
+ */
+export async function startContainer(docker: Docker, spec: ContainerSpec): Promise<void> {
+  await removeContainerIfExists(docker, spec.name);
+  const container = await withRetries(() =>
+    docker.createContainer({
+      name: spec.name,
+      Image: spec.image,
+      Entrypoint: spec.entrypoint,
+      Cmd: spec.cmd,
+      Env: spec.env,
+      Labels: spec.labels ?? {},
+      ...(spec.user ? { User: spec.user } : {}),
+      HostConfig: {
+        Binds: spec.binds,
+        NetworkMode: spec.networkMode,
+        Privileged: spec.privileged ?? false,
+        RestartPolicy: { Name: spec.restartPolicy ?? 'no' },
+      },
+    }),
+  );
+  await withRetries(() => container.start());
+}
+
+/** The last lines a container printed (empty if it does not exist), e.g. why etcd is unhealthy. */
+export async function containerOutputTail(docker: Docker, name: string): Promise<string> {
+  try {
+    return await containerLogs(docker.getContainer(name));
+  } catch (error) {
+    if (statusCode(error) === 404) return '';
+    throw error;
+  }
+}

@@ -118,38 +118,6 @@ export interface SnapshotStream {
 }
 
 /**
- * Streams one snapshot file out of the node. The returned stream carries the file's bytes
- * only (the tar framing is removed); the carrier container is removed when it ends.
- */
-export async function readSnapshotFile(session: FileSession, images: NodeFileImages, name: string): Promise<SnapshotStream> {
-  const { default: tar } = await import('tar-stream');
-  const container = await carrierContainer(session, images);
-  const cleanup = () => removeContainerIfExists(session.docker, container.id).catch(() => undefined);
-  try {
-    const archive = (await container.getArchive({ path: `${BACKUP_MOUNT}/${name}` })) as unknown as Readable;
-    const extract = tar.extract();
-    const output = new PassThrough();
-    const entry = new Promise<number>((resolve, reject) => {
-      extract.once('entry', (header, stream, next) => {
-        resolve(header.size ?? 0);
-        stream.pipe(output);
-        stream.on('end', next);
-      });
-      extract.once('error', reject);
-      extract.once('finish', () => reject(new RemoteCommandError(`${session.label}: ${SNAPSHOT_DIR}/${name} is empty or missing`)));
-    });
-    pipeline(archive, extract).catch((error: unknown) => output.destroy(error as Error)).finally(cleanup);
-    return { size: await entry, stream: output };
-  } catch (error) {
-    await cleanup();
-    if ((error as { statusCode?: number }).statusCode === 404) {
-      throw new RemoteCommandError(`${session.label}: no snapshot ${SNAPSHOT_DIR}/${name}`, { cause: error });
-    }
-    throw error;
-  }
-}
-
-/**
  * Writes a snapshot file onto the node from a stream of `size` bytes. It is written under a
  * hidden temporary name and renamed when complete, so the final name never holds a
  * partial file; on failure the temporary file is removed.
@@ -175,6 +143,91 @@ export async function writeSnapshotFile(session: FileSession, images: NodeFileIm
     await runTool(session, images, 'etcd-snapshot-rename', 'cd /backup && mv -f -- "$1" "$2"', [temporary, name]);
   } catch (error) {
     await removeSnapshotFiles(session, images, [temporary]).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * The last `bytes` bytes of a snapshot file (all of it if smaller), e.g. a zip's central
+ * directory. Docker's archive API has no ranges, so `tail -c` copies them to a hidden file
+ * first, which is read back and removed.
+ */
+export async function readSnapshotFileTail(session: FileSession, images: NodeFileImages, name: string, bytes: number): Promise<Buffer> {
+  const tailName = `${INCOMING_PREFIX}tail-${randomBytes(4).toString('hex')}`;
+  try {
+    await runTool(session, images, 'etcd-snapshot-tail', 'cd /backup && tail -c "$1" -- "$2" > "$3"', [String(bytes), name, tailName]);
+    const file = await openSnapshotFile(session, images, tailName);
+    const chunks: Buffer[] = [];
+    for await (const chunk of file.stream) chunks.push(chunk as Buffer);
+    await file.released;
+    return Buffer.concat(chunks);
+  } finally {
+    await removeSnapshotFiles(session, images, [tailName]).catch(() => undefined);
+  }
+}
+
+export interface OpenSnapshotFile extends SnapshotStream {
+  /** Settles once the carrier container is removed: after the stream ended or was destroyed. */
+  released: Promise<void>;
+  /** Stops the transfer if it is still going and waits for the carrier's removal. */
+  close(): Promise<void>;
+}
+
+/**
+ * Streams one snapshot file out of the node: the returned stream carries the file's bytes
+ * only (the tar framing is removed). The carrier container is removed when the stream ends
+ * or is destroyed early (a failed transfer); `released`/`close()` let a command wait for
+ * that before it closes the connection to the node.
+ */
+export async function openSnapshotFile(session: FileSession, images: NodeFileImages, name: string): Promise<OpenSnapshotFile> {
+  const { default: tar } = await import('tar-stream');
+  const container = await carrierContainer(session, images);
+  const cleanup = () => removeContainerIfExists(session.docker, container.id).then(() => undefined, () => undefined);
+  let archive: Readable | undefined;
+  try {
+    archive = (await container.getArchive({ path: `${BACKUP_MOUNT}/${name}` })) as unknown as Readable;
+    const extract = tar.extract();
+    const output = new PassThrough();
+    // The consumer sees errors through its own pipeline; once that has let go, destroying
+    // `output` must not raise an unhandled 'error' through the entry's pipe.
+    output.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => output.once('close', resolve));
+    // Failures reach the consumer through `output`; torn-down parts must not throw on their own.
+    extract.on('error', () => undefined);
+    const entry = new Promise<number>((resolve, reject) => {
+      extract.once('entry', (header, stream, next) => {
+        resolve(header.size ?? 0);
+        stream.on('error', (error: Error) => output.destroy(error));
+        stream.pipe(output);
+        stream.on('end', next);
+      });
+      extract.once('error', reject);
+      extract.once('finish', () => reject(new RemoteCommandError(`${session.label}: ${SNAPSHOT_DIR}/${name} is empty or missing`)));
+    });
+    const source = archive;
+    pipeline(source, extract).catch((error: unknown) => output.destroy(error as Error));
+    const released = closed.then(() => {
+      source.destroy();
+      extract.destroy();
+      return cleanup();
+    });
+    try {
+      const close = async (): Promise<void> => {
+        output.destroy();
+        await released;
+      };
+      return { size: await entry, stream: output, released, close };
+    } catch (error) {
+      output.destroy();
+      await released;
+      throw error;
+    }
+  } catch (error) {
+    archive?.destroy();
+    await cleanup();
+    if ((error as { statusCode?: number }).statusCode === 404) {
+      throw new RemoteCommandError(`${session.label}: no snapshot ${SNAPSHOT_DIR}/${name}`, { cause: error });
+    }
     throw error;
   }
 }

@@ -1,7 +1,7 @@
 import type { ClusterConfig, NodeConfig } from '../config/types.js';
 import { StorageError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { readSnapshotFile } from '../node/files.js';
+import { type OpenSnapshotFile, openSnapshotFile } from '../node/files.js';
 import { etcdImage } from '../plan/etcd.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';
 import { type S3Settings, checkBucket, createS3Client, objectKeyFor, uploadSnapshot } from '../storage/index.js';
@@ -35,10 +35,11 @@ export async function uploadFromNode(
   const key = objectKeyFor(settings, fileName);
   const client = await createS3Client(settings, { log: deps.log });
   const session = await openSession(config, source, deps);
+  let file: OpenSnapshotFile | undefined;
   try {
     await checkBucket(client, settings, { log: deps.log, ...(deps.signal ? { signal: deps.signal } : {}) });
     deps.log.info(`[etcd] Uploading snapshot [${fileName}] from host [${source.address}] to s3://${settings.bucket}/${key}`);
-    const file = await readSnapshotFile(session, { carrier: etcdImage(config), tools: config.systemImages.alpine }, fileName);
+    file = await openSnapshotFile(session, { carrier: etcdImage(config), tools: config.systemImages.alpine }, fileName);
     const uploaded = await uploadSnapshot({
       settings,
       key,
@@ -52,6 +53,8 @@ export async function uploadFromNode(
     deps.log.info(`[etcd] Finished uploading etcd snapshot file [${fileName}] to s3://${settings.bucket}/${key}`);
     return { node: source.address, key: uploaded.key, size: uploaded.size, sha256: uploaded.sha256 };
   } finally {
+    // A transfer given up half-way must remove its carrier container before the session closes.
+    await file?.close();
     session.close();
     client.destroy();
   }

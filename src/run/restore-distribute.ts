@@ -1,0 +1,141 @@
+import { createHash, type Hash } from 'node:crypto';
+import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { StorageError, describeError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { type NodeFileImages, sha256OnNode, writeSnapshotFile } from '../node/files.js';
+import { SNAPSHOT_DIR } from '../plan/names.js';
+import type { SnapshotContent } from './restore-source.js';
+import type { NodeSession } from './sessions.js';
+
+/** etcd appends the sha256 of the database to every snapshot it streams out (32 bytes). */
+const TRAILER_BYTES = 32;
+
+/**
+ * Pass-through that checks an etcd v3 snapshot's sha256 trailer while it streams. The last 32
+ * bytes are held back until the check passes, so a writer downstream never receives a
+ * complete corrupted file and its final name never appears (writeSnapshotFile renames only
+ * after the whole entry arrived). Also computes the sha256 of the whole file, which is what
+ * sha256sum on the nodes reports.
+ */
+export class EtcdSnapshotCheck extends Transform {
+  private readonly content: Hash = createHash('sha256');
+  private readonly whole: Hash = createHash('sha256');
+  private held: Buffer = Buffer.alloc(0);
+  private total = 0;
+  private digest: string | undefined;
+
+  constructor(private readonly where: string) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.total += chunk.length;
+    const data = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
+    const release = Math.max(0, data.length - TRAILER_BYTES);
+    const passed = data.subarray(0, release);
+    this.held = Buffer.from(data.subarray(release));
+    this.content.update(passed);
+    this.whole.update(passed);
+    callback(null, passed.length > 0 ? passed : undefined);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const actual = this.content.digest();
+    if (this.total % 512 !== TRAILER_BYTES) {
+      callback(this.corrupted(`it has no sha256 trailer (${this.total} bytes; an etcd snapshot has 512·n + 32), so it is not a complete etcd v3 snapshot`));
+    } else if (!actual.equals(this.held)) {
+      callback(this.corrupted(`its content does not match its sha256 trailer (expected ${this.held.toString('hex')}, got ${actual.toString('hex')})`));
+    } else {
+      this.whole.update(this.held);
+      this.digest = this.whole.digest('hex');
+      callback(null, this.held);
+    }
+  }
+
+  /** sha256 of the whole file, trailer included; only after the stream has ended. */
+  get sha256(): string {
+    if (this.digest === undefined) throw new Error('EtcdSnapshotCheck: sha256 read before the end of the stream');
+    return this.digest;
+  }
+
+  private corrupted(why: string): StorageError {
+    return new StorageError(`the snapshot from ${this.where} is corrupted: ${why}; nothing was changed`, {
+      hint: 'restore from another copy or another snapshot',
+    });
+  }
+}
+
+/**
+ * Streams the snapshot once from its source to every target node at the same time (the
+ * slowest node sets the pace; nothing is buffered whole). Resolves with its sha256 after all
+ * targets hold it under its final name; on any failure no target keeps a partial file.
+ */
+export async function distributeSnapshot(
+  content: SnapshotContent,
+  targets: NodeSession[],
+  name: string,
+  images: NodeFileImages,
+  where: string,
+  signal?: AbortSignal,
+): Promise<string> {
+  const check = new EtcdSnapshotCheck(where);
+  const branches = targets.map(() => new PassThrough({ highWaterMark: 256 * 1024 }));
+  // Errors are collected from the promises below; a destroyed stream must not also raise an
+  // unhandled 'error' through a pipe that has already let go of it.
+  for (const stream of [content.stream, check, ...branches]) stream.on('error', () => undefined);
+  const fail = (error: Error) => {
+    content.stream.destroy(error);
+    check.destroy(error);
+    for (const branch of branches) branch.destroy(error);
+  };
+  check.on('error', (error) => {
+    for (const branch of branches) branch.destroy(error);
+  });
+  for (const branch of branches) check.pipe(branch);
+  const reading = pipeline(content.stream, check);
+  const writes = targets.map((session, index) =>
+    writeSnapshotFile(session, images, name, branches[index]!, content.size).catch((error: unknown) => {
+      throw new StorageError(`${session.label}: cannot write ${SNAPSHOT_DIR}/${name}: ${describeError(error)}`, { cause: error });
+    }),
+  );
+  const onAbort = () => fail(signal!.reason as Error);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (signal?.aborted) onAbort();
+    await Promise.all([reading, ...writes]);
+  } catch (error) {
+    fail(error as Error);
+    // Let every writer finish its own cleanup (temporary file, carrier container) first.
+    await Promise.allSettled([reading, ...writes]);
+    // The most telling error: a corrupted source explains why every writer failed.
+    const cause = await reading.then(() => error, (readError: unknown) => readError);
+    throw cause;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  return check.sha256;
+}
+
+/**
+ * RKE's "[etcd] Checking if all snapshots are identical", with sha256 instead of md5: every
+ * node's copy must have the source's checksum (RKE #768: nodes restored from different copies).
+ */
+export async function verifyIdenticalCopies(
+  sessions: NodeSession[],
+  name: string,
+  expected: string,
+  images: NodeFileImages,
+  log: Logger,
+): Promise<void> {
+  log.info('[etcd] Checking if all snapshots are identical');
+  const sums = await Promise.all(sessions.map(async (session) => ({ session, sum: (await sha256OnNode(session, images, [name])).get(name)! })));
+  for (const { session, sum } of sums) log.info(`[etcd] Checksum of etcd snapshot on host [${session.node.address}] is [${sum}]`);
+  const different = sums.filter((entry) => entry.sum !== expected);
+  if (different.length > 0) {
+    throw new StorageError(
+      `etcd snapshots are not consistent: ${different.map((entry) => `host [${entry.session.node.address}] has [${entry.sum}]`).join(', ')}, expected [${expected}]; nothing was changed`,
+      { hint: `the copies of ${SNAPSHOT_DIR}/${name} were changed while the restore ran; run the restore again` },
+    );
+  }
+}

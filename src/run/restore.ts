@@ -1,0 +1,240 @@
+import type { ClusterConfig, NodeConfig } from '../config/types.js';
+import { ConnectionError, PartialFailureError, RemoteCommandError, describeError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { checkEtcdCertificates, readKubernetesFiles, relativeToKubernetesDir } from '../node/certs.js';
+import { ensureImage } from '../node/containers.js';
+import { removeWorkDir, restartKubeComponents, restoreIntoWorkDir } from '../node/etcd-data.js';
+import { type NodeFileImages, sha256OnNode } from '../node/files.js';
+import { etcdImage } from '../plan/etcd.js';
+import { RESTORE_CONTAINER, type RestorePlan, type SnapshotFacts, type SnapshotSource, chooseSnapshotSource } from '../plan/restore.js';
+import type { S3Settings } from '../storage/index.js';
+import { distributeSnapshot, verifyIdenticalCopies } from './restore-distribute.js';
+import { type NodeProgress, switchToRestoredData, waitForHealthyCluster } from './restore-plane.js';
+import { type SourceContext, describeSource, gatherSnapshotFacts, openSnapshotContent, snapshotNotFound } from './restore-source.js';
+import { type StateFileResult, installStateFile } from './restore-state.js';
+import { type ConnectOptions, type NodeSession, onEveryNode, openSession } from './sessions.js';
+
+export interface RestoreDeps extends ConnectOptions {
+  log: Logger;
+  signal?: AbortSignal;
+  now: () => Date;
+  s3?: S3Settings;
+  /** The command that runs this restore again, secrets redacted (printed on failure). */
+  retryCommand: string;
+}
+
+export interface RestoreOutcome {
+  source: string;
+  nodes: Array<{ address: string; oldData?: string; removedRollingSnapshots?: boolean }>;
+  stateFile?: StateFileResult;
+  /** With --restart-kube-components: what was restarted where. */
+  restarted?: Array<{ address: string; containers: string[] }>;
+}
+
+/** Every etcd node, or none: a restore without one of them would split etcd (RKE #2424). */
+export async function connectEtcdNodes(config: ClusterConfig, plan: RestorePlan, deps: RestoreDeps): Promise<NodeSession[]> {
+  const results = await onEveryNode(plan.nodes.map((nodePlan) => nodePlan.node), (node) => openSession(config, node, deps));
+  const failed = results.filter((result) => !result.ok);
+  if (failed.length === 0) return results.map((result) => (result as { value: NodeSession }).value);
+  for (const result of results) if (result.ok) result.value.close();
+  for (const result of failed) deps.log.error(`[dialer] Failed to set up SSH tunneling for host [${result.node.address}]: ${describeError((result as { error: unknown }).error)}`);
+  throw new ConnectionError(
+    `[etcd] Cannot restore: etcd host(s) [${failed.map((result) => result.node.address).join(', ')}] cannot be reached, and restoring without them would split etcd; nothing was changed`,
+    { hint: 'bring the hosts back, or remove them from cluster.yml if they are gone for good' },
+  );
+}
+
+export interface PreparedRestore {
+  source: string;
+  stateFile?: Buffer;
+}
+
+function imagesFor(config: ClusterConfig): NodeFileImages {
+  return { carrier: etcdImage(config), tools: config.systemImages.alpine };
+}
+
+async function checkCertificates(plan: RestorePlan, sessions: NodeSession[], images: NodeFileImages, deps: RestoreDeps): Promise<void> {
+  const problems: string[] = [];
+  await Promise.all(
+    plan.nodes.map(async (nodePlan, index) => {
+      const paths = [nodePlan.certFiles.cacert, nodePlan.certFiles.cert, nodePlan.certFiles.key];
+      const files = await readKubernetesFiles(sessions[index]!.docker, images.carrier, nodePlan.kubernetesDir, paths.map(relativeToKubernetesDir));
+      const check = checkEtcdCertificates(files, nodePlan.node, nodePlan.certFiles, nodePlan.kubernetesDir, deps.now());
+      for (const warning of check.warnings) deps.log.warn(`[certificates] host [${nodePlan.node.address}]: ${warning}`);
+      for (const problem of check.problems) problems.push(`host [${nodePlan.node.address}]: ${problem}`);
+    }),
+  );
+  if (problems.length === 0) return;
+  for (const problem of problems) deps.log.error(`[certificates] ${problem}`);
+  throw new RemoteCommandError(`[etcd] Failed to restore etcd snapshot: invalid certs: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}; nothing was changed`, {
+    hint: 'deploy valid certificates first (rke up, or rke cert rotate for expired ones)',
+  });
+}
+
+/** Where the snapshot is, or the refusal naming the nearest existing names. */
+async function locateSnapshot(plan: RestorePlan, context: SourceContext, deps: RestoreDeps): Promise<{ source: SnapshotSource; facts: SnapshotFacts }> {
+  const facts = await gatherSnapshotFacts(context);
+  const choice = chooseSnapshotSource(plan, facts);
+  if (!choice.source) throw await snapshotNotFound(context, facts);
+  if (choice.fallback) deps.log.warn(`[etcd] ${choice.fallback}`);
+  return { source: choice.source, facts };
+}
+
+/** Gets byte-identical, verified copies of the snapshot onto every etcd node. */
+async function distribute(
+  plan: RestorePlan,
+  sessions: NodeSession[],
+  context: SourceContext,
+  located: { source: SnapshotSource; facts: SnapshotFacts },
+  deps: RestoreDeps,
+): Promise<PreparedRestore> {
+  const { source, facts } = located;
+  const where = describeSource(source, deps.s3);
+  let targets = sessions;
+  let expected: string | undefined;
+  if (source.kind === 'node' && !source.zip) {
+    // Nodes that already hold the very same bytes need no copy.
+    const holders = sessions.filter((session) => facts.nodes.find((entry) => entry.node === session.node)!.files.some((file) => file.name === plan.name));
+    const sums = await Promise.all(holders.map(async (session) => ({ session, sum: (await sha256OnNode(session, context.images, [plan.name])).get(plan.name)! })));
+    expected = sums.find((entry) => entry.session.node === source.node)!.sum;
+    targets = sessions.filter((session) => !sums.some((entry) => entry.session === session && entry.sum === expected));
+    for (const entry of sums.filter((candidate) => candidate.sum !== expected)) {
+      deps.log.warn(`[etcd] Host [${entry.session.node.address}] holds a different copy of [${plan.name}]; it is replaced by the copy from ${where} (every member must restore the same bytes)`);
+    }
+  }
+  let stateFile: Buffer | undefined;
+  if (targets.length > 0) {
+    deps.log.info(`[etcd] Copying snapshot [${plan.name}] from ${where} to etcd hosts [${targets.map((session) => session.node.address).join(', ')}]`);
+    const content = await openSnapshotContent(context, source);
+    let sha256: string;
+    try {
+      sha256 = await distributeSnapshot(content, targets, plan.name, context.images, where, deps.signal);
+    } catch (error) {
+      // Wait for the source's clean-up (its carrier container) before the sessions close.
+      await content.finished.catch(() => undefined);
+      throw error;
+    }
+    stateFile = (await content.finished).stateFile;
+    if (expected !== undefined && sha256 !== expected) {
+      throw new RemoteCommandError(`${where} changed while it was being copied (sha256 ${expected}, then ${sha256}); nothing was changed`);
+    }
+    expected = sha256;
+  }
+  await verifyIdenticalCopies(sessions, plan.name, expected!, context.images, deps.log);
+  return { source: where, ...(stateFile ? { stateFile } : {}) };
+}
+
+/**
+ * Everything that can be checked or prepared while etcd keeps running: reachability,
+ * images, certificates, identical verified copies, and the restored data directory built by
+ * `etcdctl snapshot restore` on every node (which also checks the snapshot's hash). A
+ * failure here leaves the cluster as it was (work directories are removed).
+ */
+export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, sessions: NodeSession[], deps: RestoreDeps): Promise<PreparedRestore> {
+  const images = imagesFor(config);
+  const { log, signal } = deps;
+  const ensure = (image: string) =>
+    Promise.all(sessions.map((session) => ensureImage(session.docker, image, config.privateRegistries, log, session.node.address)));
+  const context: SourceContext = { plan, sessions, images, log, ...(deps.s3 ? { s3: deps.s3 } : {}), ...(signal ? { signal } : {}) };
+  // The tools image lists the snapshot directories: an unknown name is refused right after.
+  await ensure(images.tools);
+  const located = await locateSnapshot(plan, context, deps);
+  await ensure(images.carrier);
+  await checkCertificates(plan, sessions, images, deps);
+  signal?.throwIfAborted();
+  const prepared = await distribute(plan, sessions, context, located, deps);
+  signal?.throwIfAborted();
+
+  const results = await onEveryNode(sessions.map((session) => session.node), (node) => {
+    const index = sessions.findIndex((session) => session.node === node);
+    const host = node.address;
+    log.info(`[etcd] Restoring [${plan.name}] snapshot on etcd host [${host}]`);
+    return restoreIntoWorkDir(sessions[index]!, plan.nodes[index]!, plan.timeoutSeconds, {
+      ...(signal ? { signal } : {}),
+      onStarted: () => log.info(`[etcd] Successfully started [${RESTORE_CONTAINER}] container on host [${host}]`),
+    });
+  });
+  const failed = results.filter((result) => !result.ok);
+  if (failed.length > 0 || signal?.aborted) {
+    await removeWorkDirs(plan, sessions, log);
+    signal?.throwIfAborted();
+    for (const result of failed) log.error(`[etcd] ${describeError((result as { error: unknown }).error)}`);
+    throw new RemoteCommandError(
+      `[etcd] etcdctl snapshot restore failed on host(s) [${failed.map((result) => result.node.address).join(', ')}]: ${describeError((failed[0] as { error: unknown }).error)}; etcd was not touched, nothing was changed`,
+    );
+  }
+  return prepared;
+}
+
+async function removeWorkDirs(plan: RestorePlan, sessions: NodeSession[], log: Logger): Promise<void> {
+  const results = await onEveryNode(sessions.map((session) => session.node), (node) => {
+    const index = sessions.findIndex((session) => session.node === node);
+    return removeWorkDir(sessions[index]!, plan.nodes[index]!);
+  });
+  for (const result of results) {
+    if (!result.ok) log.warn(`[etcd] could not remove the work directory on host [${result.node.address}]: ${describeError(result.error)}`);
+  }
+}
+
+export async function executeRestore(config: ClusterConfig, plan: RestorePlan, deps: RestoreDeps): Promise<RestoreOutcome> {
+  const sessions = await connectEtcdNodes(config, plan, deps);
+  try {
+    const prepared = await prepareRestore(config, plan, sessions, deps);
+    let stateFile: StateFileResult | undefined;
+    try {
+      if (plan.stateFile) stateFile = await installStateFile(plan.stateFile, prepared.stateFile, plan.name, deps.log);
+      deps.signal?.throwIfAborted();
+    } catch (error) {
+      // Still before anything destructive: no work directory may stay behind.
+      await removeWorkDirs(plan, sessions, deps.log);
+      throw error;
+    }
+    const progress: NodeProgress[] = plan.nodes.map((nodePlan, index) => ({ nodePlan, session: sessions[index]!, stage: 'prepared' }));
+    const planeDeps = { log: deps.log, retryCommand: deps.retryCommand, ...(deps.signal ? { signal: deps.signal } : {}) };
+    await switchToRestoredData(plan, progress, planeDeps);
+    await waitForHealthyCluster(plan, progress, planeDeps);
+    deps.log.info('Finished restoring on all etcd hosts');
+    const outcome: RestoreOutcome = {
+      source: prepared.source,
+      nodes: progress.map((entry) => ({
+        address: entry.nodePlan.node.address,
+        ...(entry.oldData ? { oldData: entry.oldData } : {}),
+        ...(entry.removedRollingSnapshots ? { removedRollingSnapshots: true } : {}),
+      })),
+      ...(stateFile ? { stateFile } : {}),
+    };
+    if (plan.kubeRestart) outcome.restarted = await restartComponents(config, plan.kubeRestart, sessions, deps);
+    return outcome;
+  } finally {
+    for (const session of sessions) session.close();
+  }
+}
+
+/** With --restart-kube-components, on every node of cluster.yml that runs them. */
+async function restartComponents(
+  config: ClusterConfig,
+  kubeRestart: NonNullable<RestorePlan['kubeRestart']>,
+  etcdSessions: NodeSession[],
+  deps: RestoreDeps,
+): Promise<Array<{ address: string; containers: string[] }>> {
+  const results = await onEveryNode(kubeRestart.nodes, async (node: NodeConfig) => {
+    const existing = etcdSessions.find((session) => session.node === node);
+    const session = existing ?? (await openSession(config, node, deps));
+    try {
+      const restarted = await restartKubeComponents(session, kubeRestart.networkPatterns);
+      deps.log.info(restarted.length > 0 ? `[restart] Restarted [${restarted.join(', ')}] on host [${node.address}]` : `[restart] No Kubernetes components run on host [${node.address}]`);
+      return restarted;
+    } finally {
+      if (!existing) session.close();
+    }
+  });
+  const failed = results.filter((result) => !result.ok);
+  for (const result of failed) deps.log.error(`[restart] Restarting Kubernetes components failed on host [${result.node.address}]: ${describeError((result as { error: unknown }).error)}`);
+  if (failed.length > 0) {
+    throw new PartialFailureError(
+      `etcd was restored on all etcd hosts, but restarting the Kubernetes components failed on host(s) [${failed.map((result) => result.node.address).join(', ')}]`,
+      { hint: 'restart them by hand: docker restart kube-apiserver kubelet kube-controller-manager kube-scheduler kube-proxy' },
+    );
+  }
+  return results.map((result) => ({ address: result.node.address, containers: result.ok ? result.value : [] }));
+}
