@@ -5,6 +5,7 @@ import { registerSnapshotList } from './commands/list.js';
 import { registerSnapshotDelete } from './commands/delete.js';
 import { registerSnapshotPrune } from './commands/prune.js';
 import { registerSnapshotSchedule } from './commands/schedule.js';
+import { registerSnapshotVerify } from './commands/verify.js';
 import type { CommandContext, GlobalOptions } from './context.js';
 
 export type ContextFactory = (globals: GlobalOptions) => CommandContext;
@@ -52,5 +53,6 @@ export function createProgram(
   registerSnapshotDelete(etcd, deps);
   registerSnapshotPrune(etcd, deps);
   registerSnapshotSchedule(etcd, deps);
+  registerSnapshotVerify(etcd, deps);
   return program;
 }

@@ -72,7 +72,7 @@ export async function downloadSnapshot(options: DownloadSnapshotOptions): Promis
 
     const verifier = new VerifyingStream({ key, size, ...(metadata.sha256 ? { sha256: metadata.sha256 } : {}) });
     // Network failures mid-body become one clear StorageError on the stream the caller reads.
-    body.once('error', (error) => verifier.destroy(toStorageError(error, { settings, action })));
+    body.on('error', (error) => verifier.destroy(toStorageError(error, { settings, action })));
     verifier.once('close', () => {
       if (!body.destroyed) body.destroy();
       release();

@@ -251,7 +251,7 @@ describe('corruption', () => {
     const key = objectKeyFor(settings, 'replaced');
     await upload(key, data);
     const head = await client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: key }));
-    head.Body?.transformToByteArray();
+    await head.Body?.transformToByteArray();
     const metadata = head.Metadata ?? {};
     expect(metadata.sha256).toBe(sha256(data));
 
