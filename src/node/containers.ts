@@ -153,12 +153,8 @@ async function containerLogs(container: Docker.Container): Promise<string> {
   return `${stdout}${stderr}`.trim();
 }
 
-/**
- * Creates, starts and waits for a one-shot container, and removes it whatever happens.
- * On timeout or abort the container is killed first. Throws ContainerTimeoutError on
- * timeout and the abort reason on abort.
- */
-export async function runOnce(docker: Docker, spec: ContainerSpec, options: RunOptions): Promise<RunResult> {
+/** Replaces any container named `spec.name` with a new, not yet started one from `spec`. */
+async function createFromSpec(docker: Docker, spec: ContainerSpec): Promise<Docker.Container> {
   await removeContainerIfExists(docker, spec.name);
   const container = await withRetries(() =>
     docker.createContainer({
@@ -177,6 +173,16 @@ export async function runOnce(docker: Docker, spec: ContainerSpec, options: RunO
       },
     }),
   );
+  return container;
+}
+
+/**
+ * Creates, starts and waits for a one-shot container, and removes it whatever happens.
+ * On timeout or abort the container is killed first. Throws ContainerTimeoutError on
+ * timeout and the abort reason on abort.
+ */
+export async function runOnce(docker: Docker, spec: ContainerSpec, options: RunOptions): Promise<RunResult> {
+  const container = await createFromSpec(docker, spec);
   try {
     await withRetries(() => container.start());
     options.onStarted?.();
@@ -208,24 +214,7 @@ export async function execIn(docker: Docker, spec: ExecSpec): Promise<RunResult>
  * waiting: for long-running containers such as `etcd` (restart policy from the spec).
  */
 export async function startContainer(docker: Docker, spec: ContainerSpec): Promise<void> {
-  await removeContainerIfExists(docker, spec.name);
-  const container = await withRetries(() =>
-    docker.createContainer({
-      name: spec.name,
-      Image: spec.image,
-      Entrypoint: spec.entrypoint,
-      Cmd: spec.cmd,
-      Env: spec.env,
-      Labels: spec.labels ?? {},
-      ...(spec.user ? { User: spec.user } : {}),
-      HostConfig: {
-        Binds: spec.binds,
-        NetworkMode: spec.networkMode,
-        Privileged: spec.privileged ?? false,
-        RestartPolicy: { Name: spec.restartPolicy ?? 'no' },
-      },
-    }),
-  );
+  const container = await createFromSpec(docker, spec);
   await withRetries(() => container.start());
 }
 
