@@ -1,0 +1,66 @@
+/**
+ * snapshot-restore of a 3-node cluster from one copy of a large snapshot: rke-ts (one
+ * stream to all nodes at once, every node's restore in parallel) against an RKE-style
+ * baseline that does the same copying and `etcdctl snapshot restore` node after node, as
+ * RKE's PrepareBackup/RestoreEtcdSnapshot loops do. The baseline leaves out RKE's sequential
+ * etcd restarts, so it flatters RKE. Target: ≤ 0.6× the baseline; peak RSS ≤ 150 MiB.
+ *
+ *   npx tsx bench/restore.ts            (BENCH_MB=1024 by default)
+ */
+import { rmSync, statSync } from 'node:fs';
+import { readClusterConfig } from '../src/config/index.js';
+import { silentLogger } from '../src/log/logger.js';
+import { removeWorkDir, restoreIntoWorkDir } from '../src/node/etcd-data.js';
+import { removeSnapshotFiles } from '../src/node/files.js';
+import { etcdImage } from '../src/plan/etcd.js';
+import { planRestore } from '../src/plan/restore.js';
+import { distributeSnapshot } from '../src/run/restore-distribute.js';
+import { openSnapshotContent } from '../src/run/restore-source.js';
+import { openSession } from '../src/run/sessions.js';
+import { CLI } from '../test/support/cli.js';
+import { startTestCluster } from '../test/support/cluster.js';
+import { envNumber, growEtcd, timed } from './common.js';
+import { runMeasured } from './rss.js';
+
+const megabytes = envNumber('BENCH_MB', 1024);
+const name = 'bench-restore';
+
+const cluster = await startTestCluster({ name: 'bench-restore', slot: 13, nodes: 3, image: 'distroless' });
+try {
+  await growEtcd(cluster, megabytes);
+  const configFile = cluster.writeClusterYml();
+  const save = await runMeasured(process.execPath, [CLI, 'etcd', 'snapshot-save', '--config', configFile, '--name', name]);
+  if (save.code !== 0) throw new Error(`snapshot-save failed: ${save.stderr}`);
+  // One copy, on node 1, as after a disaster or a download: the others must receive it.
+  for (const node of cluster.nodes.slice(1)) rmSync(cluster.hostPath(node, `/opt/rke/etcd-snapshots/${name}`));
+  const size = statSync(cluster.hostPath(cluster.node(1), `/opt/rke/etcd-snapshots/${name}`)).size;
+
+  // Baseline first: it leaves the cluster as it found it.
+  const config = await readClusterConfig(configFile);
+  const log = silentLogger();
+  const plan = planRestore(config, { name, now: new Date(), useLocalState: true });
+  const sessions = await Promise.all(plan.nodes.map((nodePlan) => openSession(config, nodePlan.node, { env: process.env, log })));
+  const images = { carrier: etcdImage(config), tools: config.systemImages.alpine };
+  const baseline = await timed(async () => {
+    for (const target of sessions.slice(1)) {
+      const content = await openSnapshotContent({ plan, sessions, images, log }, { kind: 'node', node: sessions[0]!.node, file: name, size, zip: false });
+      await distributeSnapshot(content, [target], name, images, 'node 1');
+      await content.finished;
+    }
+    for (const [index, session] of sessions.entries()) {
+      await restoreIntoWorkDir(session, plan.nodes[index]!, plan.timeoutSeconds, {});
+      await removeWorkDir(session, plan.nodes[index]!);
+    }
+  });
+  for (const session of sessions.slice(1)) await removeSnapshotFiles(session, images, [name]);
+  for (const session of sessions) session.close();
+
+  const ours = await runMeasured(process.execPath, [CLI, 'etcd', 'snapshot-restore', '--config', configFile, '--name', name, '--use-local-state']);
+  if (ours.code !== 0) throw new Error(`snapshot-restore failed: ${ours.stderr}`);
+  console.log(`snapshot-restore, 3 nodes, ${(size / 1024 / 1024).toFixed(0)} MiB snapshot on one node`);
+  console.log(`  rke-ts (whole restore, incl. etcd restart and health): ${(ours.wallMs / 1000).toFixed(1)} s, peak RSS ${ours.peakRssMiB.toFixed(0)} MiB (target ≤ 150)`);
+  console.log(`  RKE-style copy + restore, node after node:            ${(baseline.ms / 1000).toFixed(1)} s`);
+  console.log(`  ratio: ${(ours.wallMs / baseline.ms).toFixed(2)}× (target ≤ 0.60×)`);
+} finally {
+  await cluster.down();
+}
