@@ -20,7 +20,6 @@ const TRAILER_BYTES = 32;
  */
 export class EtcdSnapshotCheck extends Transform {
   private readonly content: Hash = createHash('sha256');
-  private readonly whole: Hash = createHash('sha256');
   private held: Buffer = Buffer.alloc(0);
   private total = 0;
   private digest: string | undefined;
@@ -36,19 +35,19 @@ export class EtcdSnapshotCheck extends Transform {
     const passed = data.subarray(0, release);
     this.held = Buffer.from(data.subarray(release));
     this.content.update(passed);
-    this.whole.update(passed);
     callback(null, passed.length > 0 ? passed : undefined);
   }
 
   override _flush(callback: TransformCallback): void {
+    // The whole file's hash is the content's hash continued over the trailer: one pass.
+    const whole = this.content.copy();
     const actual = this.content.digest();
     if (this.total % 512 !== TRAILER_BYTES) {
       callback(this.corrupted(`it has no sha256 trailer (${this.total} bytes; an etcd snapshot has 512·n + 32), so it is not a complete etcd v3 snapshot`));
     } else if (!actual.equals(this.held)) {
       callback(this.corrupted(`its content does not match its sha256 trailer (expected ${this.held.toString('hex')}, got ${actual.toString('hex')})`));
     } else {
-      this.whole.update(this.held);
-      this.digest = this.whole.digest('hex');
+      this.digest = whole.update(this.held).digest('hex');
       callback(null, this.held);
     }
   }
