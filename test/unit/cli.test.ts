@@ -1,29 +1,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../src/main.js';
+import { runMain } from '../support/main.js';
 
-function sink(): { stream: Writable; text: () => string } {
-  let data = '';
-  return {
-    stream: new Writable({
-      write(chunk, _encoding, callback) {
-        data += chunk.toString();
-        callback();
-      },
-    }),
-    text: () => data,
-  };
-}
-
-async function run(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const stdout = sink();
-  const stderr = sink();
-  const code = await main(['node', 'rke-ts', ...args], { env, stdout: stdout.stream, stderr: stderr.stream });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
+const run = runMain;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rke-ts-cli-'));
 const clusterYml = path.join(dir, 'cluster.yml');

@@ -1,37 +1,18 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { buildListing, renderListing } from '../../src/cli/list.js';
 import { pruneScopeFrom } from '../../src/cli/prune.js';
 import { saveRetentionScope } from '../../src/cli/save-and-prune.js';
 import { UsageError } from '../../src/errors.js';
-import { main } from '../../src/main.js';
+import { runMain } from '../support/main.js';
 import { requestedNamesOf } from '../../src/run/delete.js';
 import type { ListedFile } from '../../src/run/list.js';
 import type { PlaceResult } from '../../src/run/places.js';
 
-function sink(): { stream: Writable; text: () => string } {
-  let data = '';
-  return {
-    stream: new Writable({
-      write(chunk, _encoding, callback) {
-        data += chunk.toString();
-        callback();
-      },
-    }),
-    text: () => data,
-  };
-}
-
-async function run(args: string[]) {
-  const stdout = sink();
-  const stderr = sink();
-  const code = await main(['node', 'rke-ts', ...args], { env: {}, stdout: stdout.stream, stderr: stderr.stream });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
+const run = runMain;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rke-ts-lifecycle-'));
 const clusterYml = path.join(dir, 'cluster.yml');
