@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(docker.io openssh-server openssh-client iproute2 iptables etcd-server etcd-client
-  busybox-static openssl s3cmd util-linux procps ca-certificates)
+  busybox-static openssl s3cmd unzip util-linux procps ca-certificates passwd)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

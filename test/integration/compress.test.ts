@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,5 +136,27 @@ describe('snapshot-save --compress', () => {
     expect(result.stderr).toContain('Snapshot will be created without cluster state file');
     for (const node of cluster.nodes) expect(entries(snapshotHostPath(cluster, node, 'stateless.zip'))).toEqual(['/backup/stateless']);
     await expectNothingLeftOver('stateless');
+  });
+
+  it('restores its own zip with snapshot-restore (found as <name>.zip on the nodes)', async () => {
+    const node = cluster.node(1);
+    await cluster.etcdctl(node, 'put', '/registry/test/roundtrip', 'before');
+    writeFileSync(stateFile, STATE);
+    const saved = await runCli(['etcd', 'snapshot-save', '--config', config, '--name', 'roundtrip', '--compress']);
+    expect(saved.code, saved.stderr).toBe(0);
+    await cluster.etcdctl(node, 'put', '/registry/test/roundtrip', 'after');
+    await cluster.etcdctl(node, 'put', '/registry/test/only-after', 'x');
+    writeFileSync(stateFile, '{"changed":"after the snapshot"}');
+    const restored = await runCli(['etcd', 'snapshot-restore', '--config', config, '--name', 'roundtrip']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toContain('roundtrip.zip');
+    for (const member of cluster.nodes) {
+      expect((await cluster.etcdctl(member, 'get', '/registry/test/roundtrip', '--print-value-only')).trim()).toBe('before');
+      expect((await cluster.etcdctl(member, 'get', '/registry/test/only-after', '--print-value-only')).trim()).toBe('');
+    }
+    // The state file inside the zip was installed next to cluster.yml, the newer one kept aside.
+    expect(readFileSync(stateFile, 'utf8')).toBe(STATE);
+    const backups = readdirSync(path.dirname(stateFile)).filter((file) => file.startsWith(`${path.basename(stateFile)}.`) && file.endsWith('.bak'));
+    expect(backups.map((file) => readFileSync(path.join(path.dirname(stateFile), file), 'utf8'))).toContain('{"changed":"after the snapshot"}');
   });
 });
