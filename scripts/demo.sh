@@ -49,5 +49,11 @@ for i in $(seq 1 "$RKETS_NODE_COUNT"); do
   echo "  ${!address_var}:/opt/rke/etcd-snapshots/demo-snapshot  $(stat -c %s "$file") bytes  sha256 $(sha256sum "$file" | cut -c1-16)…"
   ETCDCTL_API=3 etcdctl snapshot status "$file" -w table | sed 's/^/    /'
 done
+echo
+echo "demo: \$ rke-ts etcd snapshot-list --config $config"
+node bin/rke-ts.js -q etcd snapshot-list --config "$config"
+echo
+echo "demo: \$ rke-ts etcd snapshot-verify --config $config --name demo-snapshot"
+node bin/rke-ts.js -q etcd snapshot-verify --config "$config" --name demo-snapshot
 [ "$keep" = 1 ] && echo "demo: cluster left running; remove it with: bash $cluster down demo"
 echo "demo: done"
