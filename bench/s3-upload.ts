@@ -10,10 +10,9 @@ import { statSync } from 'node:fs';
 import { readClusterConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log/logger.js';
 import { uploadFromNode } from '../src/run/upload.js';
-import { resolveS3Settings } from '../src/storage/index.js';
 import { CLI } from '../test/support/cli.js';
 import { type TestCluster, startTestCluster } from '../test/support/cluster.js';
-import { startS3Server } from '../test/support/s3server.js';
+import { settingsFor, startS3Server } from '../test/support/s3server.js';
 import { envNumber, growEtcd, run, timed } from './common.js';
 import { runMeasured } from './rss.js';
 
@@ -41,7 +40,7 @@ try {
     const mib = bytes / 1024 / 1024;
 
     // Upload alone, in-process, from the node through SSH + Docker into S3.
-    const settings = resolveS3Settings({ flags: { s3: true, endpoint: server.endpoint, bucketName: 'bench', accessKey: server.accessKey, secretKey: server.secretKey }, env: {} })!;
+    const settings = settingsFor(server, { bucketName: 'bench' });
     const parsed = await readClusterConfig(config);
     const ours = await timed(() => uploadFromNode(parsed, parsed.nodes[0]!, name, settings, { env: process.env, log: silentLogger(), now: () => new Date() }));
     const aws = await timed(() => run('aws', ['--endpoint-url', server.endpoint, 's3', 'cp', '--only-show-errors', file, `s3://bench/awscli-${name}`], { env: awsEnv, maxBuffer: 1 << 20 }));

@@ -4,8 +4,8 @@
  */
 import type { ClusterConfig } from '../config/types.js';
 import { listSnapshotDir, removeSnapshotFiles } from '../node/files.js';
-import { type S3Settings, deleteSnapshot, listSnapshots } from '../storage/index.js';
-import { type PlaceDeps, type PlaceResult, inS3, localLocation, nodeImages, onEveryEtcdNode, s3Location } from './places.js';
+import { type S3Settings, deleteSnapshot } from '../storage/index.js';
+import { type PlaceDeps, type PlaceResult, inS3, localLocation, nodeImages, onEveryEtcdNode, s3Location, s3SnapshotFiles } from './places.js';
 
 export interface DeleteTargets {
   local: boolean;
@@ -51,11 +51,10 @@ export async function deleteSnapshotsEverywhere(
     tasks.push(
       inS3(settings, deps, async (client) => {
         const call = { client, ...(deps.signal ? { signal: deps.signal } : {}) };
-        const objects = await listSnapshots(settings, call);
-        const keyOf = new Map(objects.map((object) => [object.name, object.key]));
+        const found = await s3SnapshotFiles(settings, call);
         const deletions: Deletion[] = [];
-        for (const match of matchFiles([...keyOf.keys()], requested)) {
-          const key = keyOf.get(match.file)!;
+        for (const match of matchFiles([...found.keys()], requested)) {
+          const key = found.get(match.file)!.key;
           // false: gone since the listing (someone else deleted it); not ours to report.
           if (!(await deleteSnapshot(settings, key, call))) continue;
           const deletion = { requested: match.requested, location: s3Location(settings, key) };

@@ -11,7 +11,8 @@ import type { Logger } from '../log/logger.js';
 import type { NodeFileImages } from '../node/files.js';
 import { etcdImage } from '../plan/etcd.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';
-import { type S3Settings, createS3Client, folderPrefix } from '../storage/index.js';
+import { placeFileNameOfKey } from '../plan/retention.js';
+import { type S3Settings, createS3Client, folderPrefix, listSnapshots } from '../storage/index.js';
 import { type ConnectOptions, type NodeSession, onEveryNode, openSession } from './sessions.js';
 
 export interface PlaceDeps extends ConnectOptions {
@@ -90,4 +91,23 @@ export function placeFailure(results: Array<PlaceResult<unknown>>, action: strin
   if (failed.length === 0) return undefined;
   const summary = `could not ${action} in ${failed.length} of ${results.length} places: ${failed.map((result) => result.place).join(', ')}`;
   return failed.length < results.length ? new PartialFailureError(summary) : new RemoteCommandError(summary);
+}
+
+export interface S3SnapshotFile {
+  key: string;
+  modified: Date;
+}
+
+/**
+ * Snapshot files in the bucket folder by file name (`<name>` or `<name>.zip`). Internal keys
+ * (partial uploads, k3s metadata) and anything below a sub-folder are left out again here,
+ * since callers delete what this returns.
+ */
+export async function s3SnapshotFiles(settings: S3Settings, call: { client: S3Client; signal?: AbortSignal }): Promise<Map<string, S3SnapshotFile>> {
+  const files = new Map<string, S3SnapshotFile>();
+  for (const object of await listSnapshots(settings, call)) {
+    const name = placeFileNameOfKey(settings.folder, object.key);
+    if (name !== undefined) files.set(name, { key: object.key, modified: object.lastModified });
+  }
+  return files;
 }

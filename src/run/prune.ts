@@ -5,9 +5,9 @@
  */
 import type { ClusterConfig } from '../config/types.js';
 import { listSnapshotDir, removeSnapshotFiles } from '../node/files.js';
-import { type PlaceFile, type RetentionPolicy, type RetentionSelection, placeFileNameOfKey, selectForDeletion } from '../plan/retention.js';
-import { type S3Settings, deleteSnapshot, listSnapshots, objectKeyFor } from '../storage/index.js';
-import { type PlaceDeps, type PlaceResult, inS3, localLocation, nodeImages, onEveryEtcdNode, s3Location } from './places.js';
+import { type PlaceFile, type RetentionPolicy, type RetentionSelection, selectForDeletion } from '../plan/retention.js';
+import { type S3Settings, deleteSnapshot, objectKeyFor } from '../storage/index.js';
+import { type PlaceDeps, type PlaceResult, inS3, localLocation, nodeImages, onEveryEtcdNode, s3Location, s3SnapshotFiles } from './places.js';
 
 export interface PruneTargets {
   /** Prune each etcd node's snapshot directory. */
@@ -60,21 +60,12 @@ export async function pruneSnapshots(
     tasks.push(
       inS3(settings, deps, async (client) => {
         const call = { client, ...(deps.signal ? { signal: deps.signal } : {}) };
-        const objects = await listSnapshots(settings, call);
-        const keyOf = new Map<string, string>();
-        const files: PlaceFile[] = [];
-        for (const object of objects) {
-          // listSnapshots already strips the folder and skips internal keys; check again here,
-          // since a deletion is at stake.
-          const name = placeFileNameOfKey(settings.folder, object.key);
-          if (name === undefined) continue;
-          keyOf.set(name, object.key);
-          files.push({ name, modified: object.lastModified });
-        }
+        const found = await s3SnapshotFiles(settings, call);
+        const files: PlaceFile[] = [...found].map(([name, file]) => ({ name, modified: file.modified }));
         const selection = selectForDeletion(files, policy, options.now);
         const removed: string[] = [];
         for (const name of selection.deleted.flatMap((group) => group.files)) {
-          const key = keyOf.get(name) ?? objectKeyFor(settings, name);
+          const key = found.get(name)?.key ?? objectKeyFor(settings, name);
           if (!options.dryRun) await deleteSnapshot(settings, key, call);
           removed.push(s3Location(settings, key));
           if (!options.dryRun) deps.log.info(`Removed S3 snapshot ${s3Location(settings, key)}`);

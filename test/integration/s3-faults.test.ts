@@ -22,6 +22,7 @@ import {
   captureLog,
   chunkedStream,
   pseudoRandomBytes,
+  settingsFor,
   startConnectProxy,
   startFaultyTcpProxy,
   startS3Server,
@@ -37,17 +38,7 @@ const errorMessages: string[] = [];
 const clients: S3Client[] = [];
 
 function settingsWith(flags: Partial<S3CliFlags>): S3Settings {
-  return resolveS3Settings({
-    flags: {
-      s3: true,
-      endpoint: server.endpoint,
-      bucketName: server.bucket,
-      accessKey: server.accessKey,
-      secretKey: server.secretKey,
-      ...flags,
-    },
-    env: {},
-  })!;
+  return settingsFor(server, flags);
 }
 
 async function clientFor(settings: S3Settings): Promise<S3Client> {

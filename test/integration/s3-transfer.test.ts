@@ -20,7 +20,7 @@ import { deleteSnapshot, listSnapshots } from '../../src/storage/list.js';
 import { type S3Settings, resolveS3Settings } from '../../src/storage/settings.js';
 import { uploadSnapshot } from '../../src/storage/upload.js';
 import { s3cmdFor } from '../support/s3cmd.js';
-import { type TestS3Server, captureLog, chunkedStream, pseudoRandomBytes, startS3Server } from '../support/s3server.js';
+import { type TestS3Server, captureLog, chunkedStream, pseudoRandomBytes, settingsFor, startS3Server } from '../support/s3server.js';
 
 const MiB = 1024 ** 2;
 const FAST_RETRY = { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 100 };
@@ -67,17 +67,7 @@ beforeAll(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'rke-ts-s3-transfer-'));
   server = await startS3Server();
   s3cmd = s3cmdFor(server);
-  settings = resolveS3Settings({
-    flags: {
-      s3: true,
-      endpoint: server.endpoint,
-      bucketName: server.bucket,
-      accessKey: server.accessKey,
-      secretKey: server.secretKey,
-      folder: '/etcd-snapshots/',
-    },
-    env: {},
-  })!;
+  settings = settingsFor(server, { folder: '/etcd-snapshots/' });
   client = await createS3Client(settings, { log, retryPolicy: FAST_RETRY });
 });
 

@@ -22,6 +22,7 @@ import { Readable, Transform, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 import { type Logger, pino } from 'pino';
+import { type S3CliFlags, type S3Settings, resolveS3Settings } from '../../src/storage/index.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HOST = '127.0.0.1';
@@ -358,4 +359,12 @@ export function captureLog(): { log: Logger; lines: string[] } {
     },
   });
   return { log: pino({ level: 'debug' }, sink), lines };
+}
+
+/** rke-ts S3 settings for the test server (plain HTTP, its keys, its default bucket), with overrides. */
+export function settingsFor(server: TestS3Server, flags: Partial<S3CliFlags> = {}): S3Settings {
+  return resolveS3Settings({
+    flags: { s3: true, endpoint: server.endpoint, bucketName: server.bucket, accessKey: server.accessKey, secretKey: server.secretKey, ...flags },
+    env: {},
+  })!;
 }
