@@ -16,11 +16,11 @@ export interface DataSession {
 /** Seconds for the small helper containers (swap, cleanup). */
 const HELPER_TIMEOUT_SECONDS = 120;
 /**
- * `docker stop` grace period before etcd is killed. When every member stops at once the leader
- * spends seconds trying to hand over leadership; its data is crash-safe and is replaced anyway
- * (RKE removes the container with force).
+ * `docker stop` grace period before etcd is killed: none, like RKE's forced removal. When
+ * every member stops at once the leader would spend the grace trying to hand over leadership;
+ * etcd's data is crash-safe, kept aside, and replaced anyway.
  */
-const ETCD_STOP_SECONDS = 2;
+const ETCD_STOP_SECONDS = 0;
 
 function lastLines(output: string, count = 3): string {
   return output.split('\n').filter((line) => line.trim() !== '').slice(-count).join(' | ');

@@ -95,6 +95,31 @@ export async function sha256OnNode(session: FileSession, images: NodeFileImages,
   return sums;
 }
 
+/**
+ * Size and etcd sha256 trailer (the last 32 bytes, hex) of a snapshot file on the node, or
+ * undefined if it is missing. Cheap at any size: copies that share size and trailer, and
+ * whose content etcdctl then finds matching that trailer, are byte-identical.
+ */
+export interface SnapshotFingerprint {
+  size: number;
+  trailer: string;
+}
+
+export async function snapshotFingerprintOnNode(session: FileSession, images: NodeFileImages, name: string): Promise<SnapshotFingerprint | undefined> {
+  const output = await runTool(
+    session,
+    images,
+    'etcd-checksum-checker',
+    'cd /backup && [ -f "$1" ] || exit 0; stat -c "size %s" -- "$1" && printf "trailer " && tail -c 32 -- "$1" | od -An -v -tx1 | tr -d " \\n"',
+    [name],
+  );
+  const size = /^size (\d+)$/m.exec(output)?.[1];
+  if (size === undefined) return undefined;
+  const trailer = /^trailer ([0-9a-f]*)$/m.exec(output)?.[1];
+  if (trailer === undefined) throw new RemoteCommandError(`${session.label}: cannot read the end of ${SNAPSHOT_DIR}/${name}: ${output.trim()}`);
+  return { size: Number(size), trailer };
+}
+
 /** Removes snapshot files (missing ones are fine). */
 export async function removeSnapshotFiles(session: FileSession, images: NodeFileImages, names: string[]): Promise<void> {
   if (names.length === 0) return;

@@ -3,7 +3,7 @@ import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StorageError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { type NodeFileImages, sha256OnNode, writeSnapshotFile } from '../node/files.js';
+import { type NodeFileImages, type SnapshotFingerprint, snapshotFingerprintOnNode, writeSnapshotFile } from '../node/files.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';
 import type { SnapshotContent } from './restore-source.js';
 import type { NodeSession } from './sessions.js';
@@ -58,6 +58,12 @@ export class EtcdSnapshotCheck extends Transform {
     return this.digest;
   }
 
+  /** Size and trailer of the file that passed; only after the stream has ended. */
+  get fingerprint(): SnapshotFingerprint {
+    if (this.digest === undefined) throw new Error('EtcdSnapshotCheck: fingerprint read before the end of the stream');
+    return { size: this.total, trailer: this.held.toString('hex') };
+  }
+
   private corrupted(why: string): StorageError {
     return new StorageError(`the snapshot from ${this.where} is corrupted: ${why}; nothing was changed`, {
       hint: 'restore from another copy or another snapshot',
@@ -65,10 +71,16 @@ export class EtcdSnapshotCheck extends Transform {
   }
 }
 
+export interface DistributedSnapshot extends SnapshotFingerprint {
+  /** sha256 of the whole file, as sha256sum reports it. */
+  sha256: string;
+}
+
 /**
  * Streams the snapshot once from its source to every target node at the same time (the
- * slowest node sets the pace; nothing is buffered whole). Resolves with its sha256 after all
- * targets hold it under its final name; on any failure no target keeps a partial file.
+ * slowest node sets the pace; nothing is buffered whole). Resolves with its sha256, size and
+ * trailer after all targets hold it under its final name; on any failure no target keeps a
+ * partial file.
  */
 export async function distributeSnapshot(
   content: SnapshotContent,
@@ -77,7 +89,7 @@ export async function distributeSnapshot(
   images: NodeFileImages,
   where: string,
   signal?: AbortSignal,
-): Promise<string> {
+): Promise<DistributedSnapshot> {
   const check = new EtcdSnapshotCheck(where);
   const branches = targets.map(() => new PassThrough({ highWaterMark: 256 * 1024 }));
   // Errors are collected from the promises below; a destroyed stream must not also raise an
@@ -113,27 +125,37 @@ export async function distributeSnapshot(
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
-  return check.sha256;
+  return { sha256: check.sha256, ...check.fingerprint };
+}
+
+export function sameFingerprint(a: SnapshotFingerprint | undefined, b: SnapshotFingerprint | undefined): boolean {
+  return a !== undefined && b !== undefined && a.size === b.size && a.trailer === b.trailer;
 }
 
 /**
- * RKE's "[etcd] Checking if all snapshots are identical", with sha256 instead of md5: every
- * node's copy must have the source's checksum (RKE #768: nodes restored from different copies).
+ * RKE's "[etcd] Checking if all snapshots are identical" (md5 there), first half: every node's
+ * copy must have the expected size and etcd sha256 trailer (RKE #768: nodes restored from
+ * different copies). The second half is `etcdctl snapshot restore` on every node, which
+ * reads the whole copy and refuses content that does not hash to that trailer; together they
+ * prove the copies byte-identical without hashing every node's copy a second time.
  */
 export async function verifyIdenticalCopies(
   sessions: NodeSession[],
   name: string,
-  expected: string,
+  expected: SnapshotFingerprint,
   images: NodeFileImages,
   log: Logger,
 ): Promise<void> {
   log.info('[etcd] Checking if all snapshots are identical');
-  const sums = await Promise.all(sessions.map(async (session) => ({ session, sum: (await sha256OnNode(session, images, [name])).get(name)! })));
-  for (const { session, sum } of sums) log.info(`[etcd] Checksum of etcd snapshot on host [${session.node.address}] is [${sum}]`);
-  const different = sums.filter((entry) => entry.sum !== expected);
+  const prints = await Promise.all(sessions.map(async (session) => ({ session, print: await snapshotFingerprintOnNode(session, images, name) })));
+  for (const { session, print } of prints) {
+    log.info(`[etcd] Checksum of etcd snapshot on host [${session.node.address}] is [${print?.trailer ?? 'missing'}] (etcd sha256, ${print?.size ?? 0} bytes)`);
+  }
+  const different = prints.filter((entry) => !sameFingerprint(entry.print, expected));
   if (different.length > 0) {
+    const describe = (print: SnapshotFingerprint | undefined) => (print ? `[${print.trailer}] (${print.size} bytes)` : 'no copy');
     throw new StorageError(
-      `etcd snapshots are not consistent: ${different.map((entry) => `host [${entry.session.node.address}] has [${entry.sum}]`).join(', ')}, expected [${expected}]; nothing was changed`,
+      `etcd snapshots are not consistent: ${different.map((entry) => `host [${entry.session.node.address}] has ${describe(entry.print)}`).join(', ')}, expected ${describe(expected)}; nothing was changed`,
       { hint: `the copies of ${SNAPSHOT_DIR}/${name} were changed while the restore ran; run the restore again` },
     );
   }

@@ -4,11 +4,12 @@ import type { Logger } from '../log/logger.js';
 import { checkEtcdCertificates, readKubernetesFiles, relativeToKubernetesDir } from '../node/certs.js';
 import { ensureImage } from '../node/containers.js';
 import { removeWorkDir, restartKubeComponents, restoreIntoWorkDir } from '../node/etcd-data.js';
-import { type NodeFileImages, sha256OnNode } from '../node/files.js';
+import { type NodeFileImages, type SnapshotFingerprint, snapshotFingerprintOnNode } from '../node/files.js';
 import { etcdImage } from '../plan/etcd.js';
+import { SNAPSHOT_DIR } from '../plan/names.js';
 import { RESTORE_CONTAINER, type RestorePlan, type SnapshotFacts, type SnapshotSource, chooseSnapshotSource } from '../plan/restore.js';
 import type { S3Settings } from '../storage/index.js';
-import { distributeSnapshot, verifyIdenticalCopies } from './restore-distribute.js';
+import { distributeSnapshot, sameFingerprint, verifyIdenticalCopies } from './restore-distribute.js';
 import { type NodeProgress, switchToRestoredData, waitForHealthyCluster } from './restore-plane.js';
 import { type SourceContext, describeSource, gatherSnapshotFacts, openSnapshotContent, snapshotNotFound } from './restore-source.js';
 import { type StateFileResult, installStateFile } from './restore-state.js';
@@ -91,14 +92,15 @@ async function distribute(
   const { source, facts } = located;
   const where = describeSource(source, deps.s3);
   let targets = sessions;
-  let expected: string | undefined;
+  let expected: SnapshotFingerprint | undefined;
   if (source.kind === 'node' && !source.zip) {
-    // Nodes that already hold the very same bytes need no copy.
+    // Nodes that already hold the same bytes need no copy. Size and etcd trailer pick them
+    // out cheaply; the trial restore below then checks their content against that trailer.
     const holders = sessions.filter((session) => facts.nodes.find((entry) => entry.node === session.node)!.files.some((file) => file.name === plan.name));
-    const sums = await Promise.all(holders.map(async (session) => ({ session, sum: (await sha256OnNode(session, context.images, [plan.name])).get(plan.name)! })));
-    expected = sums.find((entry) => entry.session.node === source.node)!.sum;
-    targets = sessions.filter((session) => !sums.some((entry) => entry.session === session && entry.sum === expected));
-    for (const entry of sums.filter((candidate) => candidate.sum !== expected)) {
+    const prints = await Promise.all(holders.map(async (session) => ({ session, print: await snapshotFingerprintOnNode(session, context.images, plan.name) })));
+    expected = prints.find((entry) => entry.session.node === source.node)!.print;
+    targets = sessions.filter((session) => !prints.some((entry) => entry.session === session && sameFingerprint(entry.print, expected)));
+    for (const entry of prints.filter((candidate) => !sameFingerprint(candidate.print, expected))) {
       deps.log.warn(`[etcd] Host [${entry.session.node.address}] holds a different copy of [${plan.name}]; it is replaced by the copy from ${where} (every member must restore the same bytes)`);
     }
   }
@@ -106,21 +108,22 @@ async function distribute(
   if (targets.length > 0) {
     deps.log.info(`[etcd] Copying snapshot [${plan.name}] from ${where} to etcd hosts [${targets.map((session) => session.node.address).join(', ')}]`);
     const content = await openSnapshotContent(context, source);
-    let sha256: string;
+    let copied: SnapshotFingerprint;
     try {
-      sha256 = await distributeSnapshot(content, targets, plan.name, context.images, where, deps.signal);
+      copied = await distributeSnapshot(content, targets, plan.name, context.images, where, deps.signal);
     } catch (error) {
       // Wait for the source's clean-up (its carrier container) before the sessions close.
       await content.finished.catch(() => undefined);
       throw error;
     }
     stateFile = (await content.finished).stateFile;
-    if (expected !== undefined && sha256 !== expected) {
-      throw new RemoteCommandError(`${where} changed while it was being copied (sha256 ${expected}, then ${sha256}); nothing was changed`);
+    if (expected !== undefined && !sameFingerprint(copied, expected)) {
+      throw new RemoteCommandError(`${where} changed while it was being copied (trailer ${expected.trailer}, then ${copied.trailer}); nothing was changed`);
     }
-    expected = sha256;
+    expected = copied;
   }
-  await verifyIdenticalCopies(sessions, plan.name, expected!, context.images, deps.log);
+  if (expected === undefined) throw new RemoteCommandError(`${where} disappeared before it could be read; nothing was changed`);
+  await verifyIdenticalCopies(sessions, plan.name, expected, context.images, deps.log);
   return { source: where, ...(stateFile ? { stateFile } : {}) };
 }
 
@@ -159,10 +162,15 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
     await removeWorkDirs(plan, sessions, log);
     signal?.throwIfAborted();
     for (const result of failed) log.error(`[etcd] ${describeError((result as { error: unknown }).error)}`);
+    const firstError = describeError((failed[0] as { error: unknown }).error);
     throw new RemoteCommandError(
-      `[etcd] etcdctl snapshot restore failed on host(s) [${failed.map((result) => result.node.address).join(', ')}]: ${describeError((failed[0] as { error: unknown }).error)}; etcd was not touched, nothing was changed`,
+      `[etcd] etcdctl snapshot restore failed on host(s) [${failed.map((result) => result.node.address).join(', ')}]: ${firstError}; etcd was not touched, nothing was changed`,
+      /expected sha256/.test(firstError)
+        ? { hint: `that copy of ${SNAPSHOT_DIR}/${plan.name} is corrupted (its content does not match its etcd sha256): delete it on that host and run the restore again, or restore another snapshot` }
+        : {},
     );
   }
+  log.info(`[etcd] The snapshot's content matches its etcd sha256 on all etcd hosts`);
   return prepared;
 }
 

@@ -58,7 +58,7 @@ export async function verifySnapshot(config: ClusterConfig, name: string, s3: S3
     const content = await openSnapshotContent(context, choice.source);
     let sha256: string;
     try {
-      sha256 = await distributeSnapshot(content, [verifier], copy, images, where, deps.signal);
+      sha256 = (await distributeSnapshot(content, [verifier], copy, images, where, deps.signal)).sha256;
     } finally {
       await content.finished.catch(() => undefined);
     }
