@@ -1,10 +1,19 @@
 import type { ClusterConfig } from '../config/types.js';
 import { describeContainer } from '../plan/container.js';
+import { SNAPSHOT_DIR } from '../plan/names.js';
+import { type RetentionPolicy, describePolicy } from '../plan/retention.js';
 import type { SavePlan } from '../plan/save.js';
 import { type S3Settings, describeS3Settings, objectKeyFor } from '../storage/index.js';
 
 /** Human-readable --dry-run output. Shows where and what would run, never credentials. */
-export function renderSavePlan(plan: SavePlan, config: ClusterConfig, s3?: S3Settings): string {
+export interface SaveExtras {
+  /** --compress: each host's snapshot becomes `<name>.zip`. */
+  compress?: boolean;
+  /** --retention/--max-age: the prune that follows a fully successful save. */
+  retention?: RetentionPolicy;
+}
+
+export function renderSavePlan(plan: SavePlan, config: ClusterConfig, s3?: S3Settings, extras: SaveExtras = {}): string {
   const lines = [
     `Plan: save etcd snapshot [${plan.name}] of cluster [${plan.clusterName}] on ${plan.nodes.length} etcd host(s), in parallel`,
     `  wait per host: ${plan.timeoutSeconds}s`,
@@ -19,12 +28,19 @@ export function renderSavePlan(plan: SavePlan, config: ClusterConfig, s3?: S3Set
       `    3. result:   ${nodePlan.snapshotPath}`,
     );
   }
+  const fileName = extras.compress ? `${plan.name}.zip` : plan.name;
+  if (extras.compress) {
+    lines.push(`  then on each host: zip ${SNAPSHOT_DIR}/${plan.name} and the local cluster state file (if any) into ${SNAPSHOT_DIR}/${fileName}, RKE's layout, replacing ${plan.name}`);
+  }
   if (s3) {
     const description = describeS3Settings(s3);
     lines.push(
-      `  then upload from the first host that succeeded to s3://${s3.bucket}/${objectKeyFor(s3, plan.name)}`,
+      `  then upload from the first host that succeeded to s3://${s3.bucket}/${objectKeyFor(s3, fileName)}`,
       `    s3: ${Object.entries(description).filter(([, value]) => value !== undefined && value !== '').map(([key, value]) => `${key}=${String(value)}`).join(' ')}`,
     );
+  }
+  if (extras.retention) {
+    lines.push(`  then, only if every host succeeded: prune snapshots by ${describePolicy(extras.retention)} on every etcd host${s3 ? ' and in S3' : ''}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -58,7 +58,6 @@ export async function snapshotSaveCommand(flags: Record<string, unknown>, contex
   if (compressRequested(flags) && typeof flags.name === 'string' && flags.name.endsWith('.zip')) {
     throw new UsageError(`--name ${flags.name}: with --compress the file is <name>.zip already; give the name without .zip`);
   }
-  if (flags.dryRun) return snapshotSave({ ...flags, compress: compressRequested(flags) }, context);
   let retention: { config: ClusterConfig; policy: RetentionPolicy } | undefined;
   if (retentionRequested(flags)) {
     // Resolved before the lock and the save, so a bad flag fails before any snapshot is taken.
@@ -66,5 +65,6 @@ export async function snapshotSaveCommand(flags: Record<string, unknown>, contex
     const config = await loadClusterForCommand(flags);
     retention = { config, policy: resolveRetentionPolicy(retentionFlagsFrom(flags), config, scope) };
   }
+  if (flags.dryRun) return snapshotSave({ ...flags, compress: compressRequested(flags) }, context, retention?.policy);
   await withClusterLock(String(flags.config), lockOptions(context, 'snapshot-save'), () => saveThenPrune(flags, context, retention));
 }

@@ -3,6 +3,7 @@ import { type ClusterConfig, readClusterConfig, requireEtcdNodes } from '../conf
 import { ConfigError } from '../errors.js';
 import { defaultSnapshotName, validateSnapshotName } from '../plan/names.js';
 import { planSave } from '../plan/save.js';
+import type { RetentionPolicy } from '../plan/retention.js';
 import { compressSavedSnapshots } from '../run/compress.js';
 import { checkSaveOutcome, executeSave } from '../run/save.js';
 import { uploadFailure, uploadFromNode } from '../run/upload.js';
@@ -43,7 +44,7 @@ export function s3SettingsFor(flags: Record<string, unknown>, config: ClusterCon
   return resolveS3Settings({ flags: s3Flags, ...(fileConfig ? { fileConfig } : {}), env: context.env });
 }
 
-export async function snapshotSave(flags: Record<string, unknown>, context: CommandContext): Promise<void> {
+export async function snapshotSave(flags: Record<string, unknown>, context: CommandContext, dryRunRetention?: RetentionPolicy): Promise<void> {
   const { log } = context;
   let name = typeof flags.name === 'string' ? flags.name : '';
   if (name === '') {
@@ -57,7 +58,7 @@ export async function snapshotSave(flags: Record<string, unknown>, context: Comm
   const plan = planSave(config, { name });
 
   if (flags.dryRun) {
-    context.stdout.write(renderSavePlan(plan, config, s3));
+    context.stdout.write(renderSavePlan(plan, config, s3, { compress: Boolean(flags.compress), ...(dryRunRetention ? { retention: dryRunRetention } : {}) }));
     return;
   }
   const knownHosts = await loadKnownHosts(flags.knownHosts);

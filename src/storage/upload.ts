@@ -37,9 +37,12 @@ import { scrubSecrets } from './redact.js';
 import { toStorageError } from './s3-errors.js';
 import type { S3Settings } from './settings.js';
 
-/** 8 MiB parts: few requests per snapshot, and a small retry unit on a flaky link. */
-export const UPLOAD_PART_SIZE = 8 * 1024 ** 2;
-/** Parts in flight. Memory use is about UPLOAD_PART_SIZE × (UPLOAD_QUEUE_SIZE + 1) = 40 MiB. */
+/**
+ * 5 MiB parts, S3's minimum: memory is held per part, and measured throughput is the same as
+ * with 8 MiB; a small retry unit on a flaky link. 10,000 parts still cover 48 GiB.
+ */
+export const UPLOAD_PART_SIZE = 5 * 1024 ** 2;
+/** Parts in flight. Memory use is about UPLOAD_PART_SIZE × (UPLOAD_QUEUE_SIZE + 2) = 30 MiB. */
 export const UPLOAD_QUEUE_SIZE = 4;
 /** S3's limit on parts per multipart upload. */
 export const MAX_UPLOAD_PARTS = 10_000;

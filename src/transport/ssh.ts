@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import type { SshCredentials } from '../config/types.js';
 import { AuthError, ConfigError, ConnectionError } from '../errors.js';
+import { connectTcp } from './coalesce.js';
 import { checkHostKey, type KnownHostEntry } from './known-hosts.js';
 import { certificateAuth } from './ssh-cert.js';
 
@@ -148,8 +149,9 @@ export class SshConnection {
     if (options.bastion) {
       const hop = options.bastion;
       const bastionLabel = `${label} (via bastion ${hop.address})`;
+      const bastionAuth = await authConfig(hop, options.env, bastionLabel);
       bastion = await connectClient(
-        { host: hop.address, port: hop.port, username: hop.user, ...(await authConfig(hop, options.env, bastionLabel)) },
+        { sock: connectTcp(hop.address, hop.port), username: hop.user, ...bastionAuth },
         hop,
         `bastion ${hop.address}`,
         options,
@@ -167,7 +169,7 @@ export class SshConnection {
     }
     try {
       const client = await connectClient(
-        { host: endpoint.address, port: endpoint.port, username: endpoint.user, ...auth, ...(sock ? { sock } : {}) },
+        { sock: sock ?? connectTcp(endpoint.address, endpoint.port), username: endpoint.user, ...auth },
         endpoint,
         label,
         options,

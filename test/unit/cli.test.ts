@@ -41,6 +41,19 @@ describe('rke-ts CLI', () => {
     expect(result.stdout + result.stderr).not.toContain('REGISTRYPASSWORD');
   });
 
+  it('shows --compress, the S3 key of the zip and the --retention prune in the save plan', async () => {
+    const result = await run([
+      'etcd', 'snapshot-save', '--config', clusterYml, '--name', 'nightly-1', '--dry-run', '--compress',
+      '--retention', '3', '--retention-prefix', 'nightly-',
+      '--s3', '--bucket-name', 'backups', '--s3-endpoint', 'http://192.0.2.50:9000', '--access-key', 'AK', '--secret-key', 'DRYRUNSECRET',
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('into /opt/rke/etcd-snapshots/nightly-1.zip, RKE\'s layout, replacing nightly-1');
+    expect(result.stdout).toContain('to s3://backups/nightly-1.zip');
+    expect(result.stdout).toContain('then, only if every host succeeded: prune snapshots by retention=3 with prefix "nightly-" on every etcd host and in S3');
+    expect(result.stdout + result.stderr).not.toContain('DRYRUNSECRET');
+  });
+
   it('uses RKE_CONFIG when --config is not given', async () => {
     const result = await run(['etcd', 'snapshot-save', '--name', 'snap', '--dry-run'], { RKE_CONFIG: clusterYml });
     expect(result.code).toBe(0);

@@ -101,9 +101,9 @@ describe('Go durations', () => {
 });
 
 describe('multipart sizing', () => {
-  it('keeps 8 MiB parts unless the object would need more than 10,000 parts', () => {
-    expect(partSizeFor(undefined)).toBe(8 * 1024 ** 2);
-    expect(partSizeFor(1024 ** 3)).toBe(8 * 1024 ** 2);
+  it("keeps 5 MiB parts (S3's minimum) unless the object would need more than 10,000 parts", () => {
+    expect(partSizeFor(undefined)).toBe(5 * 1024 ** 2);
+    expect(partSizeFor(8 * 1024 ** 3)).toBe(5 * 1024 ** 2);
     const huge = 200 * 1024 ** 3;
     expect(Math.ceil(huge / partSizeFor(huge))).toBeLessThanOrEqual(10_000);
   });
