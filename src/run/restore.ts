@@ -81,33 +81,42 @@ async function locateSnapshot(plan: RestorePlan, context: SourceContext, deps: R
   return { source: choice.source, facts };
 }
 
-/** Gets byte-identical, verified copies of the snapshot onto every etcd node. */
-async function distribute(
-  plan: RestorePlan,
-  sessions: NodeSession[],
-  context: SourceContext,
-  located: { source: SnapshotSource; facts: SnapshotFacts },
-  deps: RestoreDeps,
-): Promise<PreparedRestore> {
+interface CopyPlan {
+  where: string;
+  source: SnapshotSource;
+  /** Nodes that need the snapshot copied onto them. */
+  targets: NodeSession[];
+  /** Size and trailer of the source's copy, when it is on a node. */
+  expected?: SnapshotFingerprint;
+}
+
+/**
+ * Which nodes need a copy. Nodes that already hold the same bytes as the source node need
+ * none: size and etcd trailer pick them out cheaply, and their trial restore then checks
+ * their content against that trailer.
+ */
+async function planCopies(plan: RestorePlan, sessions: NodeSession[], context: SourceContext, located: { source: SnapshotSource; facts: SnapshotFacts }, deps: RestoreDeps): Promise<CopyPlan> {
   const { source, facts } = located;
   const where = describeSource(source, deps.s3);
-  let targets = sessions;
-  let expected: SnapshotFingerprint | undefined;
-  if (source.kind === 'node' && !source.zip) {
-    // Nodes that already hold the same bytes need no copy. Size and etcd trailer pick them
-    // out cheaply; the trial restore below then checks their content against that trailer.
-    const holders = sessions.filter((session) => facts.nodes.find((entry) => entry.node === session.node)!.files.some((file) => file.name === plan.name));
-    const prints = await Promise.all(holders.map(async (session) => ({ session, print: await snapshotFingerprintOnNode(session, context.images, plan.name) })));
-    expected = prints.find((entry) => entry.session.node === source.node)!.print;
-    targets = sessions.filter((session) => !prints.some((entry) => entry.session === session && sameFingerprint(entry.print, expected)));
-    for (const entry of prints.filter((candidate) => !sameFingerprint(candidate.print, expected))) {
-      deps.log.warn(`[etcd] Host [${entry.session.node.address}] holds a different copy of [${plan.name}]; it is replaced by the copy from ${where} (every member must restore the same bytes)`);
-    }
+  if (source.kind !== 'node' || source.zip) return { where, source, targets: sessions };
+  const holders = sessions.filter((session) => facts.nodes.find((entry) => entry.node === session.node)!.files.some((file) => file.name === plan.name));
+  const prints = await Promise.all(holders.map(async (session) => ({ session, print: await snapshotFingerprintOnNode(session, context.images, plan.name) })));
+  const expected = prints.find((entry) => entry.session.node === source.node)!.print;
+  const targets = sessions.filter((session) => !prints.some((entry) => entry.session === session && sameFingerprint(entry.print, expected)));
+  for (const entry of prints.filter((candidate) => !sameFingerprint(candidate.print, expected))) {
+    deps.log.warn(`[etcd] Host [${entry.session.node.address}] holds a different copy of [${plan.name}]; it is replaced by the copy from ${where} (every member must restore the same bytes)`);
   }
+  return { where, source, targets, ...(expected ? { expected } : {}) };
+}
+
+/** Copies the snapshot to the nodes that need it, then checks every node's copy. */
+async function copyAndVerify(plan: RestorePlan, sessions: NodeSession[], context: SourceContext, copyPlan: CopyPlan, deps: RestoreDeps): Promise<PreparedRestore> {
+  const { where, targets } = copyPlan;
+  let expected = copyPlan.expected;
   let stateFile: Buffer | undefined;
   if (targets.length > 0) {
     deps.log.info(`[etcd] Copying snapshot [${plan.name}] from ${where} to etcd hosts [${targets.map((session) => session.node.address).join(', ')}]`);
-    const content = await openSnapshotContent(context, source);
+    const content = await openSnapshotContent(context, copyPlan.source);
     let copied: SnapshotFingerprint;
     try {
       copied = await distributeSnapshot(content, targets, plan.name, context.images, where, deps.signal);
@@ -145,18 +154,30 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
   await ensure(images.carrier);
   await checkCertificates(plan, sessions, images, deps);
   signal?.throwIfAborted();
-  const prepared = await distribute(plan, sessions, context, located, deps);
-  signal?.throwIfAborted();
-
-  const results = await onEveryNode(sessions.map((session) => session.node), (node) => {
-    const index = sessions.findIndex((session) => session.node === node);
-    const host = node.address;
-    log.info(`[etcd] Restoring [${plan.name}] snapshot on etcd host [${host}]`);
-    return restoreIntoWorkDir(sessions[index]!, plan.nodes[index]!, plan.timeoutSeconds, {
-      ...(signal ? { signal } : {}),
-      onStarted: () => log.info(`[etcd] Successfully started [${RESTORE_CONTAINER}] container on host [${host}]`),
+  const copyPlan = await planCopies(plan, sessions, context, located, deps);
+  const trialRestore = (subset: NodeSession[]) =>
+    onEveryNode(subset.map((session) => session.node), (node) => {
+      const index = sessions.findIndex((session) => session.node === node);
+      const host = node.address;
+      log.info(`[etcd] Restoring [${plan.name}] snapshot on etcd host [${host}]`);
+      return restoreIntoWorkDir(sessions[index]!, plan.nodes[index]!, plan.timeoutSeconds, {
+        ...(signal ? { signal } : {}),
+        onStarted: () => log.info(`[etcd] Successfully started [${RESTORE_CONTAINER}] container on host [${host}]`),
+      });
     });
-  });
+  // Nodes that hold the snapshot already build their restored data while it is being copied
+  // to the others: the copy is network-bound, the restore disk-bound.
+  const early = trialRestore(sessions.filter((session) => !copyPlan.targets.includes(session)));
+  let prepared: PreparedRestore;
+  try {
+    prepared = await copyAndVerify(plan, sessions, context, copyPlan, deps);
+    signal?.throwIfAborted();
+  } catch (error) {
+    await early;
+    await removeWorkDirs(plan, sessions, log);
+    throw error;
+  }
+  const results = [...(await early), ...(await trialRestore(copyPlan.targets))];
   const failed = results.filter((result) => !result.ok);
   if (failed.length > 0 || signal?.aborted) {
     await removeWorkDirs(plan, sessions, log);
