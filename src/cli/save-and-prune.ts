@@ -37,7 +37,7 @@ export function saveRetentionScope(flags: Record<string, unknown>): RetentionSco
 
 /** Runs one save and, if it fully succeeded and a policy is given, the prune. */
 export async function saveThenPrune(flags: Record<string, unknown>, context: CommandContext, retention?: { config: ClusterConfig; policy: RetentionPolicy }): Promise<void> {
-  await snapshotSave({ ...flags, compress: compressRequested(flags) }, context);
+  await snapshotSave({ ...flags, compress: compressRequested(flags) }, context, retention);
   if (!retention) return;
   context.signal.throwIfAborted();
   const s3 = flags.localOnly ? undefined : s3SettingsFor(flags, retention.config, context);
@@ -65,6 +65,6 @@ export async function snapshotSaveCommand(flags: Record<string, unknown>, contex
     const config = await loadClusterForCommand(flags);
     retention = { config, policy: resolveRetentionPolicy(retentionFlagsFrom(flags), config, scope) };
   }
-  if (flags.dryRun) return snapshotSave({ ...flags, compress: compressRequested(flags) }, context, retention?.policy);
+  if (flags.dryRun) return snapshotSave({ ...flags, compress: compressRequested(flags) }, context, retention);
   await withClusterLock(String(flags.config), lockOptions(context, 'snapshot-save'), () => saveThenPrune(flags, context, retention));
 }

@@ -44,7 +44,15 @@ export function s3SettingsFor(flags: Record<string, unknown>, config: ClusterCon
   return resolveS3Settings({ flags: s3Flags, ...(fileConfig ? { fileConfig } : {}), env: context.env });
 }
 
-export async function snapshotSave(flags: Record<string, unknown>, context: CommandContext, dryRunRetention?: RetentionPolicy): Promise<void> {
+/**
+ * `prepared`: cluster.yml as the caller already loaded it (not read twice), and the retention
+ * policy that saveThenPrune applies afterwards (shown by --dry-run).
+ */
+export async function snapshotSave(
+  flags: Record<string, unknown>,
+  context: CommandContext,
+  prepared?: { config: ClusterConfig; policy?: RetentionPolicy },
+): Promise<void> {
   const { log } = context;
   let name = typeof flags.name === 'string' ? flags.name : '';
   if (name === '') {
@@ -53,12 +61,12 @@ export async function snapshotSave(flags: Record<string, unknown>, context: Comm
   }
   validateSnapshotName(name);
 
-  const config = await loadClusterForCommand(flags);
+  const config = prepared?.config ?? (await loadClusterForCommand(flags));
   const s3 = s3SettingsFor(flags, config, context);
   const plan = planSave(config, { name });
 
   if (flags.dryRun) {
-    context.stdout.write(renderSavePlan(plan, config, s3, { compress: Boolean(flags.compress), ...(dryRunRetention ? { retention: dryRunRetention } : {}) }));
+    context.stdout.write(renderSavePlan(plan, config, s3, { compress: Boolean(flags.compress), ...(prepared?.policy ? { retention: prepared.policy } : {}) }));
     return;
   }
   const knownHosts = await loadKnownHosts(flags.knownHosts);

@@ -11,7 +11,7 @@ import {
   swapDataDir,
 } from '../node/etcd-data.js';
 import { ETCD_CONTAINER, type NodeRestorePlan, type RestorePlan } from '../plan/restore.js';
-import { type NodeSession, onEveryNode } from './sessions.js';
+import { type NodeSession, onEach } from './sessions.js';
 
 /**
  * The destructive part of a restore, run on all etcd nodes in parallel, one step at a time
@@ -72,20 +72,15 @@ export function restoreFailure(plan: RestorePlan, progress: NodeProgress[], deps
   return failed.length < progress.length ? new PartialFailureError(message, options) : new RemoteCommandError(message, options);
 }
 
+const nodeOfEntry = (entry: NodeProgress) => entry.nodePlan.node;
+
 async function step(progress: NodeProgress[], work: (entry: NodeProgress) => Promise<void>): Promise<NodeProgress[]> {
-  const results = await onEveryNode(
-    progress.map((entry) => entry.nodePlan.node),
-    (node) => work(progress.find((entry) => entry.nodePlan.node === node)!),
-  );
-  const failed: NodeProgress[] = [];
-  for (const result of results) {
-    if (!result.ok) {
-      const entry = progress.find((candidate) => candidate.nodePlan.node === result.node)!;
-      entry.error = result.error;
-      failed.push(entry);
-    }
-  }
-  return failed;
+  const results = await onEach(progress, nodeOfEntry, work);
+  return results.flatMap((result) => {
+    if (result.ok) return [];
+    result.item.error = result.error;
+    return [result.item];
+  });
 }
 
 /** Stops etcd, swaps in the restored data and starts etcd again, on every node. */
@@ -105,11 +100,8 @@ export async function switchToRestoredData(plan: RestorePlan, progress: NodeProg
     });
     if (stopFailures.length > 0) {
       // Nothing moved yet: put every node back as it was.
-      await onEveryNode([...running].map((entry) => entry.nodePlan.node), (node) => restartStoppedEtcd(progress.find((entry) => entry.nodePlan.node === node)!.session));
-      await onEveryNode(progress.map((entry) => entry.nodePlan.node), (node) => {
-        const entry = progress.find((candidate) => candidate.nodePlan.node === node)!;
-        return removeWorkDir(entry.session, entry.nodePlan);
-      });
+      await onEach([...running], nodeOfEntry, (entry) => restartStoppedEtcd(entry.session));
+      await onEach(progress, nodeOfEntry, (entry) => removeWorkDir(entry.session, entry.nodePlan));
       for (const entry of progress) entry.stage = 'prepared';
       const first = stopFailures[0]!;
       throw new RemoteCommandError(

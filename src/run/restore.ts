@@ -13,7 +13,9 @@ import { distributeSnapshot, sameFingerprint, verifyIdenticalCopies } from './re
 import { type NodeProgress, switchToRestoredData, waitForHealthyCluster } from './restore-plane.js';
 import { type SourceContext, describeSource, gatherSnapshotFacts, openSnapshotContent, snapshotNotFound } from './restore-source.js';
 import { type StateFileResult, installStateFile } from './restore-state.js';
-import { type ConnectOptions, type NodeSession, onEveryNode, openSession } from './sessions.js';
+import { type ConnectOptions, type NodeSession, onEach, onEveryNode, openSession } from './sessions.js';
+
+const nodeOfSession = (session: NodeSession) => session.node;
 
 export interface RestoreDeps extends ConnectOptions {
   log: Logger;
@@ -156,11 +158,10 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
   signal?.throwIfAborted();
   const copyPlan = await planCopies(plan, sessions, context, located, deps);
   const trialRestore = (subset: NodeSession[]) =>
-    onEveryNode(subset.map((session) => session.node), (node) => {
-      const index = sessions.findIndex((session) => session.node === node);
-      const host = node.address;
+    onEach(subset, nodeOfSession, (session) => {
+      const host = session.node.address;
       log.info(`[etcd] Restoring [${plan.name}] snapshot on etcd host [${host}]`);
-      return restoreIntoWorkDir(sessions[index]!, plan.nodes[index]!, plan.timeoutSeconds, {
+      return restoreIntoWorkDir(session, plan.nodes[sessions.indexOf(session)]!, plan.timeoutSeconds, {
         ...(signal ? { signal } : {}),
         onStarted: () => log.info(`[etcd] Successfully started [${RESTORE_CONTAINER}] container on host [${host}]`),
       });
@@ -196,10 +197,7 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
 }
 
 async function removeWorkDirs(plan: RestorePlan, sessions: NodeSession[], log: Logger): Promise<void> {
-  const results = await onEveryNode(sessions.map((session) => session.node), (node) => {
-    const index = sessions.findIndex((session) => session.node === node);
-    return removeWorkDir(sessions[index]!, plan.nodes[index]!);
-  });
+  const results = await onEach(sessions, nodeOfSession, (session) => removeWorkDir(session, plan.nodes[sessions.indexOf(session)]!));
   for (const result of results) {
     if (!result.ok) log.warn(`[etcd] could not remove the work directory on host [${result.node.address}]: ${describeError(result.error)}`);
   }

@@ -54,12 +54,21 @@ export async function openSession(config: ClusterConfig, node: NodeConfig, optio
 export type Settled<T> = { node: NodeConfig; ok: true; value: T } | { node: NodeConfig; ok: false; error: unknown };
 
 /** Runs `work` on every node at once and reports each node's outcome; never throws. */
-export async function onEveryNode<T>(nodes: NodeConfig[], work: (node: NodeConfig) => Promise<T>): Promise<Settled<T>[]> {
-  const results = await Promise.allSettled(nodes.map((node) => work(node)));
+export function onEveryNode<T>(nodes: NodeConfig[], work: (node: NodeConfig) => Promise<T>): Promise<Settled<T>[]> {
+  return onEach(nodes, (node) => node, work);
+}
+
+/**
+ * onEveryNode for things that belong to a node (sessions, per-node restore progress): `work`
+ * gets the thing itself, and each outcome carries it back.
+ */
+export async function onEach<I, T>(items: readonly I[], nodeOf: (item: I) => NodeConfig, work: (item: I) => Promise<T>): Promise<Array<Settled<T> & { item: I }>> {
+  const results = await Promise.allSettled(items.map((item) => work(item)));
   return results.map((result, index) => {
-    const node = nodes[index]!;
+    const item = items[index]!;
+    const node = nodeOf(item);
     return result.status === 'fulfilled'
-      ? { node, ok: true as const, value: result.value }
-      : { node, ok: false as const, error: result.reason as unknown };
+      ? { item, node, ok: true as const, value: result.value }
+      : { item, node, ok: false as const, error: result.reason as unknown };
   });
 }

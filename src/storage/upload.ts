@@ -5,7 +5,7 @@
  * upload *starts* (CreateMultipartUpload), before the stream has been read. So:
  *
  * 1. stream the body, hashing as it goes, into a multipart upload at a partial key
- *    `[folder/].rke-ts-partial/<name>.<random>` (memory stays ~ partSize × (queueSize + 1));
+ *    `[folder/].rke-ts-partial/<name>.<random>` (memory stays ~ partSize × (queueSize + 2));
  * 2. server-side copy it to the final key with MetadataDirective REPLACE and the full metadata
  *    (UploadPartCopy above CopyObject's 5 GiB limit), then check the final object's size and
  *    sha256 metadata with a HEAD;

@@ -454,31 +454,36 @@ docker_node() {
     "$DOCKER_CLI" -H "unix://$(node_socket "$i")" "$@"
 }
 
-# Waits until node I's dockerd answers; prints its log tail on failure.
-wait_dockerd() {
-  local i=$1 deadline=$((SECONDS + DOCKERD_WAIT_SECONDS))
-  until docker_node "$i" version >/dev/null 2>&1; do
+# Retries PROBE... on node I for up to SECONDS; on timeout logs WHAT and the tails of the
+# node's LOG_FILE and node.log.
+wait_for() {
+  local i=$1 seconds=$2 what=$3 log_file=$4 deadline
+  shift 4
+  deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
     if ((SECONDS > deadline)); then
-      log "dockerd of node $i did not answer within ${DOCKERD_WAIT_SECONDS}s; log tail:"
-      tail -n 30 "$(node_dir "$i")/dockerd.log" "$(node_dir "$i")/node.log" >&2 || true
+      log "$what; log tail:"
+      tail -n 30 "$(node_dir "$i")/$log_file" "$(node_dir "$i")/node.log" >&2 || true
       return 1
     fi
     sleep 0.2
   done
 }
 
+tcp_port_open() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# Waits until node I's dockerd answers.
+wait_dockerd() {
+  wait_for "$1" "$DOCKERD_WAIT_SECONDS" "dockerd of node $1 did not answer within ${DOCKERD_WAIT_SECONDS}s" dockerd.log docker_node "$1" version
+}
+
 # Waits until sshd of node I accepts connections on port 22.
 wait_sshd() {
-  local i=$1 address deadline=$((SECONDS + 20))
-  address=$(node_address "$SLOT" "$i")
-  until (exec 3<>"/dev/tcp/$address/22") 2>/dev/null; do
-    if ((SECONDS > deadline)); then
-      log "sshd of node $i does not listen on $address:22; log tail:"
-      tail -n 30 "$(node_dir "$i")/sshd.log" "$(node_dir "$i")/node.log" >&2 || true
-      return 1
-    fi
-    sleep 0.2
-  done
+  local address
+  address=$(node_address "$SLOT" "$1")
+  wait_for "$1" 20 "sshd of node $1 does not listen on $address:22" sshd.log tcp_port_open "$address" 22
 }
 
 # Starts nodes FROM..TO (dirs, network, daemons) and loads the images into them.
