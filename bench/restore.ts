@@ -35,7 +35,7 @@ const cluster: TestCluster = await startTestCluster({ name: 'bench-restore', slo
 try {
   await growEtcd(cluster, megabytes);
   const configFile = cluster.writeClusterYml();
-  const save = await runMeasured(process.execPath, [CLI, 'etcd', 'snapshot-save', '--config', configFile, '--name', name]);
+  const save = await runMeasured(CLI, ['etcd', 'snapshot-save', '--config', configFile, '--name', name]);
   if (save.code !== 0) throw new Error(`snapshot-save failed: ${save.stderr}`);
   // One copy, on node 1, as after a disaster or a download: the others must receive it.
   for (const node of cluster.nodes.slice(1)) rmSync(cluster.hostPath(node, `/opt/rke/etcd-snapshots/${name}`));
@@ -93,7 +93,7 @@ try {
       for (const session of sessions) session.close();
     }
     await removeCopies();
-    const ours = await runMeasured(process.execPath, [CLI, 'etcd', 'snapshot-restore', '--config', configFile, '--name', name, '--use-local-state']);
+    const ours = await runMeasured(CLI, ['etcd', 'snapshot-restore', '--config', configFile, '--name', name, '--use-local-state']);
     if (ours.code !== 0) throw new Error(`snapshot-restore failed: ${ours.stderr}`);
     oursMs.push(ours.wallMs);
     peakRssMiB = Math.max(peakRssMiB, ours.peakRssMiB);

@@ -33,7 +33,7 @@ try {
     await growEtcd(cluster, megabytes - grown, grown);
     grown = megabytes;
     const name = `bench-${label}`;
-    const save = await runMeasured(process.execPath, [CLI, 'etcd', 'snapshot-save', '--config', config, '--name', name, ...s3Flags]);
+    const save = await runMeasured(CLI, ['etcd', 'snapshot-save', '--config', config, '--name', name, ...s3Flags]);
     if (save.code !== 0) throw new Error(`snapshot-save failed: ${save.stderr}`);
     const file = cluster.hostPath(node, `/opt/rke/etcd-snapshots/${name}`);
     const bytes = statSync(file).size;

@@ -5,7 +5,7 @@
  * upload *starts* (CreateMultipartUpload), before the stream has been read. So:
  *
  * 1. stream the body, hashing as it goes, into a multipart upload at a partial key
- *    `[folder/].rke-ts-partial/<name>.<random>` (memory stays ~ partSize × (queueSize + 2));
+ *    `[folder/].rke-ts-partial/<name>.<random>` (memory: partSize × (queueSize + 1), see multipart.ts);
  * 2. server-side copy it to the final key with MetadataDirective REPLACE and the full metadata
  *    (UploadPartCopy above CopyObject's 5 GiB limit), then check the final object's size and
  *    sha256 metadata with a HEAD;
@@ -22,13 +22,13 @@
  * S3-compatible servers).
  */
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 
 import { InterruptedError, StorageError } from '../errors.js';
 import { Sha256Meter } from './checksum-streams.js';
+import { uploadStream } from './multipart.js';
 import { createS3Client, errorSummary } from './client.js';
 import { contentTypeFor, partialKeyFor } from './keys.js';
 import { type SnapshotOrigin, buildUserMetadata, parseUserMetadata } from './metadata.js';
@@ -42,8 +42,8 @@ import type { S3Settings } from './settings.js';
  * with 8 MiB; a small retry unit on a flaky link. 10,000 parts still cover 48 GiB.
  */
 export const UPLOAD_PART_SIZE = 5 * 1024 ** 2;
-/** Parts in flight. Memory use is about UPLOAD_PART_SIZE × (UPLOAD_QUEUE_SIZE + 2) = 30 MiB. */
-export const UPLOAD_QUEUE_SIZE = 4;
+/** Parts in flight. Part buffers take UPLOAD_PART_SIZE × (UPLOAD_QUEUE_SIZE + 1) = 25 MiB. */
+export const UPLOAD_QUEUE_SIZE = 2;
 /** S3's limit on parts per multipart upload. */
 export const MAX_UPLOAD_PARTS = 10_000;
 
@@ -88,45 +88,44 @@ export async function uploadSnapshot(options: UploadSnapshotOptions): Promise<Up
   const tempKey = partialKeyFor(settings, key);
   const contentType = contentTypeFor(key);
   const meter = new Sha256Meter();
-  const uploadAbort = new AbortController();
-  const onCallerAbort = (): void => uploadAbort.abort();
-  signal?.addEventListener('abort', onCallerAbort, { once: true });
 
-  // Remember a failure of the source itself, to blame it rather than S3.
+  // Remember a failure of the source itself, to blame it rather than S3. `pipe`, not pipeline:
+  // a failure on the S3 side must not be passed back into the source and look like its own.
   let sourceError: unknown;
   body.once('error', (error) => {
     sourceError ??= error;
+    meter.destroy(error);
   });
-  const feeding = pipeline(body, meter).catch(() => undefined);
 
   log.info(
     { bucket: settings.bucket, key, partialKey: tempKey, endpoint: settings.endpoint.url },
     `invoking uploading backup file [${key}] to s3`,
   );
   let tempVersionId: string | undefined;
-  let multipartFinished = false;
-  let upload: InstanceType<typeof import('@aws-sdk/lib-storage').Upload> | undefined;
+  let stored = false;
   try {
     if (signal?.aborted) throw signal.reason;
-    const { Upload } = await import('@aws-sdk/lib-storage');
-    upload = new Upload({
+    body.pipe(meter);
+    const uploaded = await uploadStream(meter, {
       client,
-      params: { Bucket: settings.bucket, Key: tempKey, Body: meter, ContentType: contentType },
+      bucket: settings.bucket,
+      key: tempKey,
+      contentType,
       partSize: options.partSize ?? partSizeFor(options.size),
       queueSize: options.queueSize ?? UPLOAD_QUEUE_SIZE,
-      // We abort the multipart upload ourselves: lib-storage would replace the original error
-      // with the abort's own when the abort fails too (server gone, or unsupported).
-      leavePartsOnError: true,
-      abortController: uploadAbort,
+      ...(signal ? { signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      onAbortFailed: (uploadId, error) =>
+        log.warn(
+          { bucket: settings.bucket, key: tempKey, uploadId },
+          `could not abort the multipart upload of [${tempKey}] (${scrubSecrets(errorSummary(error), settings)}); ` +
+            'its parts stay invisible but stored until a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them',
+        ),
     });
-    upload.on('httpUploadProgress', (progress) => {
-      if (progress.loaded !== undefined) options.onProgress?.(progress.loaded);
-    });
-    const completed = await upload.done();
-    multipartFinished = true;
+    stored = true;
     // In a versioned bucket a plain delete only hides the partial object; delete its version.
-    tempVersionId = 'VersionId' in completed ? completed.VersionId : undefined;
-    await feeding;
+    tempVersionId = uploaded.versionId;
+    log.debug({ partialKey: tempKey }, 'partial object stored');
     if (sourceError !== undefined) throw sourceError;
 
     const size = meter.bytes;
@@ -150,12 +149,9 @@ export async function uploadSnapshot(options: UploadSnapshotOptions): Promise<Up
   } catch (error) {
     meter.destroy();
     body.destroy();
-    uploadAbort.abort();
-    if (!multipartFinished) await abortMultipart(client, settings, tempKey, upload?.uploadId, log);
-    await removePartial(client, settings, tempKey, tempVersionId, log);
+    if (stored) await removePartial(client, settings, tempKey, tempVersionId, log);
     throw uploadFailure(error, { settings, action, sourceError, signal });
   } finally {
-    signal?.removeEventListener('abort', onCallerAbort);
     if (options.client === undefined) client.destroy();
   }
 }
@@ -198,26 +194,6 @@ async function verifyFinalObject(
   // What sits under the final key can't be trusted; don't leave it for a restore to pick up.
   await client.send(new DeleteObjectCommand({ Bucket: settings.bucket, Key: expected.key })).catch(() => undefined);
   throw new StorageError(`failed to ${expected.action}: ${problem}; the object was removed`);
-}
-
-async function abortMultipart(
-  client: S3Client,
-  settings: S3Settings,
-  tempKey: string,
-  uploadId: string | undefined,
-  log: Logger,
-): Promise<void> {
-  if (uploadId === undefined) return;
-  const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
-  try {
-    await client.send(new AbortMultipartUploadCommand({ Bucket: settings.bucket, Key: tempKey, UploadId: uploadId }));
-  } catch (error) {
-    log.warn(
-      { bucket: settings.bucket, key: tempKey, uploadId },
-      `could not abort the multipart upload of [${tempKey}] (${scrubSecrets(errorSummary(error), settings)}); ` +
-        'its parts stay invisible but stored until a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them',
-    );
-  }
 }
 
 async function removePartial(
