@@ -129,6 +129,18 @@ describe('upload and download', () => {
     expect(maxAhead).toBeLessThan(data.length / 2);
   });
 
+  it('uploads sizes around the part boundaries byte-identical', async () => {
+    for (const size of [5 * MiB - 1, 5 * MiB, 10 * MiB, 10 * MiB + 1]) {
+      const data = pseudoRandomBytes(size, `boundary-${size}`);
+      const name = `boundary-${size}`;
+      const uploaded = await upload(objectKeyFor(settings, name), data, { size });
+      expect(uploaded).toMatchObject({ size, sha256: sha256(data) });
+      const downloaded = await downloadSnapshot({ settings, client, name, log });
+      expect((await readAll(downloaded.stream)).equals(data)).toBe(true);
+    }
+    expect(server.pendingMultipartUploads()).toEqual([]);
+  });
+
   it('uploads zero bytes', async () => {
     const key = objectKeyFor(settings, 'empty');
     const uploaded = await upload(key, Buffer.alloc(0));
