@@ -12,16 +12,18 @@ import type { NodeSession } from './sessions.js';
 const TRAILER_BYTES = 32;
 
 /**
- * Pass-through that checks an etcd v3 snapshot's sha256 trailer while it streams. The last 32
- * bytes are held back until the check passes, so a writer downstream never receives a
- * complete corrupted file and its final name never appears (writeSnapshotFile renames only
- * after the whole entry arrived). Also computes the sha256 of the whole file, which is what
+ * Pass-through that checks an etcd v3 snapshot's sha256 trailer while it streams. The last
+ * chunk (which holds the 32-byte trailer) is held back until the check passes, so a writer
+ * downstream never receives a complete corrupted file and its final name never appears
+ * (writeSnapshotFile renames only after the whole entry arrived). Also computes the sha256 of the whole file, which is what
  * sha256sum on the nodes reports.
  */
 export class EtcdSnapshotCheck extends Transform {
   private readonly content: Hash = createHash('sha256');
+  /** The newest bytes, not passed on yet: the whole last chunk, so no chunk is copied. */
   private held: Buffer = Buffer.alloc(0);
   private total = 0;
+  private trailer: Buffer | undefined;
   private digest: string | undefined;
 
   constructor(private readonly where: string) {
@@ -30,26 +32,40 @@ export class EtcdSnapshotCheck extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.total += chunk.length;
-    const data = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
-    const release = Math.max(0, data.length - TRAILER_BYTES);
-    const passed = data.subarray(0, release);
-    this.held = Buffer.from(data.subarray(release));
-    this.content.update(passed);
-    callback(null, passed.length > 0 ? passed : undefined);
+    let released: Buffer;
+    if (chunk.length >= TRAILER_BYTES) {
+      // The trailer can only be within this chunk (or a later one): what was held can go.
+      released = this.held;
+      this.held = chunk;
+    } else {
+      const data = Buffer.concat([this.held, chunk]);
+      const cut = Math.max(0, data.length - TRAILER_BYTES);
+      released = data.subarray(0, cut);
+      this.held = data.subarray(cut);
+    }
+    if (released.length === 0) return callback();
+    this.content.update(released);
+    callback(null, released);
   }
 
   override _flush(callback: TransformCallback): void {
+    const contentEnd = this.held.length - TRAILER_BYTES;
+    if (this.total % 512 !== TRAILER_BYTES || contentEnd < 0) {
+      callback(this.corrupted(`it has no sha256 trailer (${this.total} bytes; an etcd snapshot has 512·n + 32), so it is not a complete etcd v3 snapshot`));
+      return;
+    }
+    this.content.update(this.held.subarray(0, contentEnd));
+    const trailer = this.held.subarray(contentEnd);
     // The whole file's hash is the content's hash continued over the trailer: one pass.
     const whole = this.content.copy();
     const actual = this.content.digest();
-    if (this.total % 512 !== TRAILER_BYTES) {
-      callback(this.corrupted(`it has no sha256 trailer (${this.total} bytes; an etcd snapshot has 512·n + 32), so it is not a complete etcd v3 snapshot`));
-    } else if (!actual.equals(this.held)) {
-      callback(this.corrupted(`its content does not match its sha256 trailer (expected ${this.held.toString('hex')}, got ${actual.toString('hex')})`));
-    } else {
-      this.digest = whole.update(this.held).digest('hex');
-      callback(null, this.held);
+    if (!actual.equals(trailer)) {
+      callback(this.corrupted(`its content does not match its sha256 trailer (expected ${trailer.toString('hex')}, got ${actual.toString('hex')})`));
+      return;
     }
+    this.trailer = trailer;
+    this.digest = whole.update(trailer).digest('hex');
+    callback(null, this.held);
   }
 
   /** sha256 of the whole file, trailer included; only after the stream has ended. */
@@ -60,8 +76,8 @@ export class EtcdSnapshotCheck extends Transform {
 
   /** Size and trailer of the file that passed; only after the stream has ended. */
   get fingerprint(): SnapshotFingerprint {
-    if (this.digest === undefined) throw new Error('EtcdSnapshotCheck: fingerprint read before the end of the stream');
-    return { size: this.total, trailer: this.held.toString('hex') };
+    if (this.trailer === undefined) throw new Error('EtcdSnapshotCheck: fingerprint read before the end of the stream');
+    return { size: this.total, trailer: this.trailer.toString('hex') };
   }
 
   private corrupted(why: string): StorageError {
@@ -91,7 +107,7 @@ export async function distributeSnapshot(
   signal?: AbortSignal,
 ): Promise<DistributedSnapshot> {
   const check = new EtcdSnapshotCheck(where);
-  const branches = targets.map(() => new PassThrough({ highWaterMark: 256 * 1024 }));
+  const branches = targets.map(() => new PassThrough({ highWaterMark: 64 * 1024 }));
   // Errors are collected from the promises below; a destroyed stream must not also raise an
   // unhandled 'error' through a pipe that has already let go of it.
   for (const stream of [content.stream, check, ...branches]) stream.on('error', () => undefined);

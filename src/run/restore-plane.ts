@@ -40,7 +40,7 @@ export interface PlaneDeps {
 }
 
 /** How often members are asked whether they are healthy. */
-const HEALTH_POLL_MS = 500;
+const HEALTH_POLL_MS = 250;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function describeStage(progress: NodeProgress): string {

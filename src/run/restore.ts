@@ -154,9 +154,16 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
   await ensure(images.tools);
   const located = await locateSnapshot(plan, context, deps);
   await ensure(images.carrier);
-  await checkCertificates(plan, sessions, images, deps);
+  // Independent checks, each a container per node: at the same time, and both finished
+  // (their containers removed) before either failure is reported.
+  const [planned, certificates] = await Promise.allSettled([
+    planCopies(plan, sessions, context, located, deps),
+    checkCertificates(plan, sessions, images, deps),
+  ]);
+  if (certificates.status === 'rejected') throw certificates.reason;
+  if (planned.status === 'rejected') throw planned.reason;
+  const copyPlan = planned.value;
   signal?.throwIfAborted();
-  const copyPlan = await planCopies(plan, sessions, context, located, deps);
   const trialRestore = (subset: NodeSession[]) =>
     onEach(subset, nodeOfSession, (session) => {
       const host = session.node.address;

@@ -16,22 +16,25 @@ function fakeSnapshot(pages: number): Buffer {
   return Buffer.concat([body, createHash('sha256').update(body).digest()]);
 }
 
-async function run(data: Buffer): Promise<{ output: Buffer; sha256: string }> {
+async function run(data: Buffer, chunkBytes = 1000): Promise<{ output: Buffer; sha256: string; trailer: string }> {
   const check = new EtcdSnapshotCheck('host [x]');
   const parts: Buffer[] = [];
   const chunks = [];
-  for (let offset = 0; offset < data.length; offset += 1000) chunks.push(data.subarray(offset, offset + 1000));
+  for (let offset = 0; offset < data.length; offset += chunkBytes) chunks.push(data.subarray(offset, offset + chunkBytes));
   Readable.from(chunks).pipe(check);
   for await (const part of check) parts.push(part as Buffer);
-  return { output: Buffer.concat(parts), sha256: check.sha256 };
+  return { output: Buffer.concat(parts), sha256: check.sha256, trailer: check.fingerprint.trailer };
 }
 
 describe('EtcdSnapshotCheck', () => {
   it('passes an intact snapshot through unchanged and reports its sha256', async () => {
     const snapshot = fakeSnapshot(40);
-    const { output, sha256 } = await run(snapshot);
-    expect(output.equals(snapshot)).toBe(true);
-    expect(sha256).toBe(createHash('sha256').update(snapshot).digest('hex'));
+    for (const chunkBytes of [1000, 7, 32, 33, 512, snapshot.length]) {
+      const { output, sha256, trailer } = await run(snapshot, chunkBytes);
+      expect(output.equals(snapshot)).toBe(true);
+      expect(sha256).toBe(createHash('sha256').update(snapshot).digest('hex'));
+      expect(trailer).toBe(snapshot.subarray(-32).toString('hex'));
+    }
   });
 
   it('fails on a flipped byte and never releases the last 32 bytes', async () => {
