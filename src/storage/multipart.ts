@@ -101,10 +101,13 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
   };
 
   const takeBuffer = async (): Promise<Buffer> => {
+    // Every buffer is either free, being filled or in flight; a failed part's buffer is none of
+    // these, so check for failures before waiting for a part in flight to come back.
     while (freeBuffers.length === 0 && allocatedBuffers > request.queueSize) {
-      await Promise.race(inFlight);
       throwIfFailed();
+      await Promise.race(inFlight);
     }
+    throwIfFailed();
     const reused = freeBuffers.pop();
     if (reused) return reused;
     allocatedBuffers++;
