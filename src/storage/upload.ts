@@ -43,7 +43,7 @@ import type { S3Settings } from './settings.js';
  */
 export const UPLOAD_PART_SIZE = 5 * 1024 ** 2;
 /** Parts in flight. Part buffers take UPLOAD_PART_SIZE × (UPLOAD_QUEUE_SIZE + 1) = 25 MiB. */
-export const UPLOAD_QUEUE_SIZE = 2;
+export const UPLOAD_QUEUE_SIZE = 4;
 /** S3's limit on parts per multipart upload. */
 export const MAX_UPLOAD_PARTS = 10_000;
 
