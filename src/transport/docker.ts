@@ -42,58 +42,7 @@ function asSocket(channel: Duplex): Duplex {
   for (const method of ['setTimeout', 'setNoDelay', 'setKeepAlive', 'ref', 'unref']) {
     if (typeof socket[method] !== 'function') socket[method] = () => socket;
   }
-  joinCorkedWrites(socket);
   return socket;
-}
-
-/**
- * Node's HTTP client corks its socket and writes every chunk of a chunked body as four
- * pieces (length, CRLF, data, CRLF). An SSH channel has no _writev, so each piece would
- * become an SSH packet of its own, with its own padding, encryption and MAC. Pieces written
- * together are joined into runs of up to JOINED_WRITE_BYTES (a few full 32 KiB packets):
- * on a snapshot copy that is a quarter of the packets, and a third less CPU on the admin box.
- * Runs stay small so that no large buffers are allocated and kept by malloc.
- */
-const JOINED_WRITE_BYTES = 64 * 1024;
-
-export function joinCorkedWrites(stream: Duplex): void {
-  type Callback = (error?: Error | null) => void;
-  const writable = stream as unknown as {
-    _write: (chunk: Buffer, encoding: BufferEncoding, callback: Callback) => void;
-    _writev: ((chunks: Array<{ chunk: Buffer }>, callback: Callback) => void) | null;
-  };
-  if (typeof writable._writev === 'function') return;
-  writable._writev = (chunks, callback) => {
-    const runs = joinedRuns(
-      chunks.map((entry) => entry.chunk),
-      JOINED_WRITE_BYTES,
-    );
-    let next = 0;
-    const writeNext: Callback = (error) => {
-      if (error || next === runs.length) callback(error);
-      else writable._write(runs[next++]!, 'binary', writeNext);
-    };
-    writeNext();
-  };
-}
-
-/** Consecutive buffers joined into runs of at most `limit` bytes; a bigger buffer stays alone. */
-export function joinedRuns(buffers: Buffer[], limit: number): Buffer[] {
-  const runs: Buffer[] = [];
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const flush = () => {
-    if (pending.length > 0) runs.push(pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes));
-    pending = [];
-    pendingBytes = 0;
-  };
-  for (const buffer of buffers) {
-    if (pendingBytes + buffer.length > limit) flush();
-    pending.push(buffer);
-    pendingBytes += buffer.length;
-  }
-  flush();
-  return runs;
 }
 
 /**

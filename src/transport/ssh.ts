@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import type { SshCredentials } from '../config/types.js';
 import { AuthError, ConfigError, ConnectionError } from '../errors.js';
-import { connectTcp } from './coalesce.js';
+import { connectTcp, joinCorkedWrites } from './coalesce.js';
 import { checkHostKey, type KnownHostEntry } from './known-hosts.js';
 import { certificateAuth } from './ssh-cert.js';
 
@@ -186,7 +186,10 @@ export class SshConnection {
     return new Promise((resolve, reject) => {
       this.client.openssh_forwardOutStreamLocal(socketPath, (error, channel) => {
         if (error) reject(error);
-        else resolve(channel);
+        else {
+          joinCorkedWrites(channel);
+          resolve(channel);
+        }
       });
     });
   }

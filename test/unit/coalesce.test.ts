@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { joinCorkedWrites, joinedRuns } from '../../src/transport/docker.js';
+import { joinCorkedWrites, joinedRuns } from '../../src/transport/coalesce.js';
 
 const bytes = (length: number, fill: number) => Buffer.alloc(length, fill);
 
