@@ -150,7 +150,11 @@ mv "$restored" "$data/member"
 rm -rf "$parent/$old/$work" "$data"/etcd-restore-*
 [ -z "$owner" ] || chown -R "$owner" "$data"
 chmod 700 "$data"
-sync`;
+# The renames must be on disk before etcd starts: the directories that changed, not every
+# dirty page on the host (a plain sync would also wait for the snapshot copies just written).
+set -- "$parent" "$data" "$data/member"
+for dir in "$parent/$old" "$data/$old"; do [ ! -d "$dir" ] || set -- "$@" "$dir"; done
+sync "$@" 2>/dev/null || sync`;
 
 function planNodeRestore(config: ClusterConfig, node: NodeConfig, members: NodeConfig[], name: string, stamp: number): NodeRestorePlan {
   const dataDir = hostPath(config, '/var/lib/etcd');

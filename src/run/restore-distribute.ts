@@ -107,7 +107,7 @@ export async function distributeSnapshot(
   signal?: AbortSignal,
 ): Promise<DistributedSnapshot> {
   const check = new EtcdSnapshotCheck(where);
-  const branches = targets.map(() => new PassThrough({ highWaterMark: 64 * 1024 }));
+  const branches = targets.map(() => new PassThrough({ highWaterMark: 256 * 1024 }));
   // Errors are collected from the promises below; a destroyed stream must not also raise an
   // unhandled 'error' through a pipe that has already let go of it.
   for (const stream of [content.stream, check, ...branches]) stream.on('error', () => undefined);

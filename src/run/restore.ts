@@ -111,31 +111,36 @@ async function planCopies(plan: RestorePlan, sessions: NodeSession[], context: S
   return { where, source, targets, ...(expected ? { expected } : {}) };
 }
 
-/** Copies the snapshot to the nodes that need it, then checks every node's copy. */
-async function copyAndVerify(plan: RestorePlan, sessions: NodeSession[], context: SourceContext, copyPlan: CopyPlan, deps: RestoreDeps): Promise<PreparedRestore> {
+interface CopiedSnapshot {
+  source: string;
+  /** Size and trailer every node's copy must have. */
+  expected: SnapshotFingerprint;
+  stateFile?: Buffer;
+}
+
+/** Copies the snapshot to the nodes that need it. */
+async function copySnapshot(plan: RestorePlan, context: SourceContext, copyPlan: CopyPlan, deps: RestoreDeps): Promise<CopiedSnapshot> {
   const { where, targets } = copyPlan;
-  let expected = copyPlan.expected;
-  let stateFile: Buffer | undefined;
-  if (targets.length > 0) {
-    deps.log.info(`[etcd] Copying snapshot [${plan.name}] from ${where} to etcd hosts [${targets.map((session) => session.node.address).join(', ')}]`);
-    const content = await openSnapshotContent(context, copyPlan.source);
-    let copied: SnapshotFingerprint;
-    try {
-      copied = await distributeSnapshot(content, targets, plan.name, context.images, where, deps.signal);
-    } catch (error) {
-      // Wait for the source's clean-up (its carrier container) before the sessions close.
-      await content.finished.catch(() => undefined);
-      throw error;
-    }
-    stateFile = (await content.finished).stateFile;
-    if (expected !== undefined && !sameFingerprint(copied, expected)) {
-      throw new RemoteCommandError(`${where} changed while it was being copied (trailer ${expected.trailer}, then ${copied.trailer}); nothing was changed`);
-    }
-    expected = copied;
+  const expected = copyPlan.expected;
+  if (targets.length === 0) {
+    if (expected === undefined) throw new RemoteCommandError(`${where} disappeared before it could be read; nothing was changed`);
+    return { source: where, expected };
   }
-  if (expected === undefined) throw new RemoteCommandError(`${where} disappeared before it could be read; nothing was changed`);
-  await verifyIdenticalCopies(sessions, plan.name, expected, context.images, deps.log);
-  return { source: where, ...(stateFile ? { stateFile } : {}) };
+  deps.log.info(`[etcd] Copying snapshot [${plan.name}] from ${where} to etcd hosts [${targets.map((session) => session.node.address).join(', ')}]`);
+  const content = await openSnapshotContent(context, copyPlan.source);
+  let copied: SnapshotFingerprint;
+  try {
+    copied = await distributeSnapshot(content, targets, plan.name, context.images, where, deps.signal);
+  } catch (error) {
+    // Wait for the source's clean-up (its carrier container) before the sessions close.
+    await content.finished.catch(() => undefined);
+    throw error;
+  }
+  const { stateFile } = await content.finished;
+  if (expected !== undefined && !sameFingerprint(copied, expected)) {
+    throw new RemoteCommandError(`${where} changed while it was being copied (trailer ${expected.trailer}, then ${copied.trailer}); nothing was changed`);
+  }
+  return { source: where, expected: copied, ...(stateFile ? { stateFile } : {}) };
 }
 
 /**
@@ -176,19 +181,28 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
   // Nodes that hold the snapshot already build their restored data while it is being copied
   // to the others: the copy is network-bound, the restore disk-bound.
   const early = trialRestore(sessions.filter((session) => !copyPlan.targets.includes(session)));
-  let prepared: PreparedRestore;
+  let copied: CopiedSnapshot;
   try {
-    prepared = await copyAndVerify(plan, sessions, context, copyPlan, deps);
+    copied = await copySnapshot(plan, context, copyPlan, deps);
     signal?.throwIfAborted();
   } catch (error) {
     await early;
     await removeWorkDirs(plan, sessions, log);
     throw error;
   }
-  const results = [...(await early), ...(await trialRestore(copyPlan.targets))];
+  // Every copy's size and trailer are checked while the new copies are being restored: both
+  // only read the copies, and a mismatch is reported (and the work directories removed) before
+  // anything is touched.
+  const verification = verifyIdenticalCopies(sessions, plan.name, copied.expected, images, log).then(
+    () => ({ ok: true as const }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  const [verified, earlyResults, lateResults] = await Promise.all([verification, early, trialRestore(copyPlan.targets)]);
+  const results = [...earlyResults, ...lateResults];
   const failed = results.filter((result) => !result.ok);
-  if (failed.length > 0 || signal?.aborted) {
+  if (!verified.ok || failed.length > 0 || signal?.aborted) {
     await removeWorkDirs(plan, sessions, log);
+    if (!verified.ok) throw verified.error;
     signal?.throwIfAborted();
     for (const result of failed) log.error(`[etcd] ${describeError((result as { error: unknown }).error)}`);
     const firstError = describeError((failed[0] as { error: unknown }).error);
@@ -200,7 +214,7 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
     );
   }
   log.info(`[etcd] The snapshot's content matches its etcd sha256 on all etcd hosts`);
-  return prepared;
+  return { source: copied.source, ...(copied.stateFile ? { stateFile: copied.stateFile } : {}) };
 }
 
 async function removeWorkDirs(plan: RestorePlan, sessions: NodeSession[], log: Logger): Promise<void> {

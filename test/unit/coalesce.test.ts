@@ -1,25 +1,27 @@
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { joinCorkedWrites, joinedRuns } from '../../src/transport/coalesce.js';
+import { joinCorkedWrites, runBoundaries } from '../../src/transport/coalesce.js';
 
 const bytes = (length: number, fill: number) => Buffer.alloc(length, fill);
 
-describe('joinedRuns', () => {
-  it('joins consecutive small buffers up to the limit and keeps their order', () => {
-    const runs = joinedRuns([bytes(3, 1), bytes(2, 2), bytes(5, 3), bytes(2, 4)], 10);
-    expect(runs.map((run) => run.length)).toEqual([10, 2]);
-    expect(Buffer.concat(runs).equals(Buffer.concat([bytes(3, 1), bytes(2, 2), bytes(5, 3), bytes(2, 4)]))).toBe(true);
+describe('runBoundaries', () => {
+  it('groups consecutive small pieces up to the limit and keeps their order', () => {
+    expect(runBoundaries([3, 2, 5, 2], 10)).toEqual([
+      { start: 0, end: 3, bytes: 10 },
+      { start: 3, end: 4, bytes: 2 },
+    ]);
   });
 
-  it('leaves a buffer bigger than the limit alone, without copying it', () => {
-    const big = bytes(20, 9);
-    const runs = joinedRuns([bytes(4, 1), big, bytes(1, 2)], 10);
-    expect(runs.map((run) => run.length)).toEqual([4, 20, 1]);
-    expect(runs[1]).toBe(big);
+  it('leaves a piece bigger than the limit alone', () => {
+    expect(runBoundaries([4, 20, 1], 10)).toEqual([
+      { start: 0, end: 1, bytes: 4 },
+      { start: 1, end: 2, bytes: 20 },
+      { start: 2, end: 3, bytes: 1 },
+    ]);
   });
 
   it('returns nothing for nothing', () => {
-    expect(joinedRuns([], 10)).toEqual([]);
+    expect(runBoundaries([], 10)).toEqual([]);
   });
 });
 
@@ -63,5 +65,27 @@ describe('joinCorkedWrites', () => {
     process.nextTick(() => channel.uncork());
     await new Promise((resolve) => channel.end(resolve));
     expect(writes).toEqual([1, 2, 3]);
+  });
+
+  it('joins many pieces across several runs intact, even when the channel reads a write only when it calls back', async () => {
+    const received: Buffer[] = [];
+    const channel = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        // Like an SSH channel out of window: the data is read later, then the callback comes.
+        setImmediate(() => {
+          received.push(Buffer.from(chunk));
+          callback();
+        });
+      },
+    });
+    joinCorkedWrites(channel);
+    const pieces = Array.from({ length: 50 }, (_, index) => bytes(3000 + index, index));
+    channel.cork();
+    for (const piece of pieces) channel.write(piece);
+    process.nextTick(() => channel.uncork());
+    await new Promise((resolve) => channel.end(resolve));
+    expect(received.length).toBeGreaterThan(1);
+    expect(Buffer.concat(received).equals(Buffer.concat(pieces))).toBe(true);
   });
 });
