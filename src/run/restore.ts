@@ -155,16 +155,17 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
   const ensure = (image: string) =>
     Promise.all(sessions.map((session) => ensureImage(session.docker, image, config.privateRegistries, log, session.node.address)));
   const context: SourceContext = { plan, sessions, images, log, ...(deps.s3 ? { s3: deps.s3 } : {}), ...(signal ? { signal } : {}) };
-  // The tools image lists the snapshot directories: an unknown name is refused right after.
-  await ensure(images.tools);
-  const located = await locateSnapshot(plan, context, deps);
-  await ensure(images.carrier);
-  // Independent checks, each a container per node: at the same time, and both finished
-  // (their containers removed) before either failure is reported.
-  const [planned, certificates] = await Promise.allSettled([
-    planCopies(plan, sessions, context, located, deps),
-    checkCertificates(plan, sessions, images, deps),
+  // Two independent read-only lines, each a container or two per node, at the same time:
+  // find the snapshot (the tools image lists the snapshot directories) and see which nodes
+  // need a copy; check the certificates (read through the carrier image). Both finish (their
+  // containers removed) before a failure is reported, an unknown name first.
+  const located = ensure(images.tools).then(() => locateSnapshot(plan, context, deps));
+  const [found, certificates, planned] = await Promise.allSettled([
+    located,
+    ensure(images.carrier).then(() => checkCertificates(plan, sessions, images, deps)),
+    located.then((where) => planCopies(plan, sessions, context, where, deps)),
   ]);
+  if (found.status === 'rejected') throw found.reason;
   if (certificates.status === 'rejected') throw certificates.reason;
   if (planned.status === 'rejected') throw planned.reason;
   const copyPlan = planned.value;
