@@ -1,18 +1,17 @@
 /**
  * Upload throughput and memory of `snapshot-save --s3` with a large snapshot, against an
- * independent client (awscli `s3 cp`) uploading the same file to the same server.
+ * independent client (awscli `s3 cp`) uploading the same file to the same server. The upload
+ * time of rke-ts is read from the command's own log (from "Uploading snapshot" to "Finished
+ * uploading"): the executable as operators run it, its node flags included.
  * Targets: throughput ≥ 0.8× awscli; peak RSS ≤ 150 MiB, and about the same for a small
  * snapshot (memory must not grow with size).
  *
  *   npx tsx bench/s3-upload.ts          (BENCH_MB=1024 by default; BENCH_SMALL_MB=100)
  */
 import { statSync } from 'node:fs';
-import { readClusterConfig } from '../src/config/index.js';
-import { silentLogger } from '../src/log/logger.js';
-import { uploadFromNode } from '../src/run/upload.js';
 import { CLI } from '../test/support/cli.js';
 import { type TestCluster, startTestCluster } from '../test/support/cluster.js';
-import { settingsFor, startS3Server } from '../test/support/s3server.js';
+import { startS3Server } from '../test/support/s3server.js';
 import { envNumber, growEtcd, run, timed } from './common.js';
 import { runMeasured } from './rss.js';
 
@@ -33,16 +32,13 @@ try {
     await growEtcd(cluster, megabytes - grown, grown);
     grown = megabytes;
     const name = `bench-${label}`;
-    const save = await runMeasured(CLI, ['etcd', 'snapshot-save', '--config', config, '--name', name, ...s3Flags]);
+    const save = await runMeasured(CLI, ['--log-format', 'json', 'etcd', 'snapshot-save', '--config', config, '--name', name, ...s3Flags]);
     if (save.code !== 0) throw new Error(`snapshot-save failed: ${save.stderr}`);
     const file = cluster.hostPath(node, `/opt/rke/etcd-snapshots/${name}`);
     const bytes = statSync(file).size;
     const mib = bytes / 1024 / 1024;
 
-    // Upload alone, in-process, from the node through SSH + Docker into S3.
-    const settings = settingsFor(server, { bucketName: 'bench' });
-    const parsed = await readClusterConfig(config);
-    const ours = await timed(() => uploadFromNode(parsed, parsed.nodes[0]!, name, settings, { env: process.env, log: silentLogger(), now: () => new Date() }));
+    const ours = { ms: uploadMs(save.stderr) };
     const aws = await timed(() => run('aws', ['--endpoint-url', server.endpoint, 's3', 'cp', '--only-show-errors', file, `s3://bench/awscli-${name}`], { env: awsEnv, maxBuffer: 1 << 20 }));
     const oursRate = mib / (ours.ms / 1000);
     const awsRate = mib / (aws.ms / 1000);
@@ -55,4 +51,21 @@ try {
 } finally {
   await cluster?.down();
   await server.stop();
+}
+
+/** Milliseconds from the first "Uploading snapshot" log line to "Finished uploading". */
+function uploadMs(jsonLog: string): number {
+  const lines = jsonLog.split('\n').flatMap((line) => {
+    try {
+      return [JSON.parse(line) as { time: number | string; msg?: string }];
+    } catch {
+      return [];
+    }
+  });
+  const at = (pattern: RegExp) => {
+    const line = lines.find((entry) => pattern.test(entry.msg ?? ''));
+    if (!line) throw new Error(`no log line matching ${pattern} in the snapshot-save output`);
+    return typeof line.time === 'number' ? line.time : Date.parse(line.time);
+  };
+  return at(/^\[etcd\] Finished uploading/) - at(/^\[etcd\] Uploading snapshot/);
 }

@@ -107,6 +107,8 @@ export async function distributeSnapshot(
   signal?: AbortSignal,
 ): Promise<DistributedSnapshot> {
   const check = new EtcdSnapshotCheck(where);
+  // A target may fall 256 KiB behind the fastest one before the source waits: the targets'
+  // writes stall at different moments, and a shallow buffer made every stall stop them all.
   const branches = targets.map(() => new PassThrough({ highWaterMark: 256 * 1024 }));
   // Errors are collected from the promises below; a destroyed stream must not also raise an
   // unhandled 'error' through a pipe that has already let go of it.
