@@ -7,7 +7,7 @@ import { removeWorkDir, restartKubeComponents, restoreIntoWorkDir } from '../nod
 import { type NodeFileImages, type SnapshotFingerprint, snapshotFingerprintOnNode } from '../node/files.js';
 import { etcdImage } from '../plan/etcd.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';
-import { RESTORE_CONTAINER, type RestorePlan, type SnapshotFacts, type SnapshotSource, chooseSnapshotSource } from '../plan/restore.js';
+import { type NodeRestorePlan, RESTORE_CONTAINER, type RestorePlan, type SnapshotFacts, type SnapshotSource, chooseSnapshotSource } from '../plan/restore.js';
 import type { S3Settings } from '../storage/index.js';
 import { distributeSnapshot, sameFingerprint, verifyIdenticalCopies } from './restore-distribute.js';
 import { type NodeProgress, switchToRestoredData, waitForHealthyCluster } from './restore-plane.js';
@@ -16,6 +16,13 @@ import { type StateFileResult, installStateFile } from './restore-state.js';
 import { type ConnectOptions, type NodeSession, onEach, onEveryNode, openSession } from './sessions.js';
 
 const nodeOfSession = (session: NodeSession) => session.node;
+
+/** The node's part of the plan: sessions and plans are paired by node, not by position. */
+function planOf(plan: RestorePlan, session: NodeSession): NodeRestorePlan {
+  const nodePlan = plan.nodes.find((candidate) => candidate.node === session.node);
+  if (!nodePlan) throw new Error(`no restore plan for host [${session.node.address}]`);
+  return nodePlan;
+}
 
 export interface RestoreDeps extends ConnectOptions {
   log: Logger;
@@ -174,7 +181,7 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
     onEach(subset, nodeOfSession, (session) => {
       const host = session.node.address;
       log.info(`[etcd] Restoring [${plan.name}] snapshot on etcd host [${host}]`);
-      return restoreIntoWorkDir(session, plan.nodes[sessions.indexOf(session)]!, plan.timeoutSeconds, {
+      return restoreIntoWorkDir(session, planOf(plan, session), plan.timeoutSeconds, {
         ...(signal ? { signal } : {}),
         onStarted: () => log.info(`[etcd] Successfully started [${RESTORE_CONTAINER}] container on host [${host}]`),
       });
@@ -219,7 +226,7 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
 }
 
 async function removeWorkDirs(plan: RestorePlan, sessions: NodeSession[], log: Logger): Promise<void> {
-  const results = await onEach(sessions, nodeOfSession, (session) => removeWorkDir(session, plan.nodes[sessions.indexOf(session)]!));
+  const results = await onEach(sessions, nodeOfSession, (session) => removeWorkDir(session, planOf(plan, session)));
   for (const result of results) {
     if (!result.ok) log.warn(`[etcd] could not remove the work directory on host [${result.node.address}]: ${describeError(result.error)}`);
   }
