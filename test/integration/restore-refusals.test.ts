@@ -133,7 +133,9 @@ describe('snapshot-restore refuses without changing anything', () => {
   });
 
   it('when the source copy on a node has a flipped byte (the other nodes keep their own copies)', async () => {
-    for (const node of cluster.nodes) copyFileSync(snapshotHostPath(cluster, node, 'good'), snapshotHostPath(cluster, node, 'flipped'));
+    // The others hold another snapshot (a later revision), so they surely need node 1's copy:
+    // members' snapshots of the same revision can be byte-identical.
+    for (const node of cluster.nodes) copyFileSync(snapshotHostPath(cluster, node, node.index === 1 ? 'good' : 'later'), snapshotHostPath(cluster, node, 'flipped'));
     const source = snapshotHostPath(cluster, cluster.node(1), 'flipped');
     const bytes = readFileSync(source);
     const middle = Math.floor(bytes.length / 2);
