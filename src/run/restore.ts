@@ -118,11 +118,9 @@ async function planCopies(plan: RestorePlan, sessions: NodeSession[], context: S
   return { where, source, targets, ...(expected ? { expected } : {}) };
 }
 
-interface CopiedSnapshot {
-  source: string;
+interface CopiedSnapshot extends PreparedRestore {
   /** Size and trailer every node's copy must have. */
   expected: SnapshotFingerprint;
-  stateFile?: Buffer;
 }
 
 /** Copies the snapshot to the nodes that need it. */
@@ -222,7 +220,8 @@ export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, s
     );
   }
   log.info(`[etcd] The snapshot's content matches its etcd sha256 on all etcd hosts`);
-  return { source: copied.source, ...(copied.stateFile ? { stateFile: copied.stateFile } : {}) };
+  const { expected: _checked, ...prepared } = copied;
+  return prepared;
 }
 
 async function removeWorkDirs(plan: RestorePlan, sessions: NodeSession[], log: Logger): Promise<void> {
