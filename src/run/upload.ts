@@ -6,6 +6,7 @@ import { etcdImage } from '../plan/etcd.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';
 import { type S3Settings, checkBucket, createS3Client, objectKeyFor, uploadSnapshot } from '../storage/index.js';
 import { type ConnectOptions, openSession } from './sessions.js';
+import { withEarlyScavenges } from './young-generation.js';
 
 export interface UploadDeps extends ConnectOptions {
   log: Logger;
@@ -39,17 +40,20 @@ export async function uploadFromNode(
   try {
     await checkBucket(client, settings, { log: deps.log, ...(deps.signal ? { signal: deps.signal } : {}) });
     deps.log.info(`[etcd] Uploading snapshot [${fileName}] from host [${source.address}] to s3://${settings.bucket}/${key}`);
-    file = await openSnapshotFile(session, { carrier: etcdImage(config), tools: config.systemImages.alpine }, fileName);
-    const uploaded = await uploadSnapshot({
-      settings,
-      key,
-      body: file.stream,
-      size: file.size,
-      metadata: { node: source.hostnameOverride, clusterName: config.clusterName, createdAt: deps.now() },
-      log: deps.log,
-      client,
-      ...(deps.signal ? { signal: deps.signal } : {}),
-    });
+    const opened = await openSnapshotFile(session, { carrier: etcdImage(config), tools: config.systemImages.alpine }, fileName);
+    file = opened;
+    const uploaded = await withEarlyScavenges(() =>
+      uploadSnapshot({
+        settings,
+        key,
+        body: opened.stream,
+        size: opened.size,
+        metadata: { node: source.hostnameOverride, clusterName: config.clusterName, createdAt: deps.now() },
+        log: deps.log,
+        client,
+        ...(deps.signal ? { signal: deps.signal } : {}),
+      }),
+    );
     deps.log.info(`[etcd] Finished uploading etcd snapshot file [${fileName}] to s3://${settings.bucket}/${key}`);
     return { node: source.address, key: uploaded.key, size: uploaded.size, sha256: uploaded.sha256 };
   } finally {

@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TestS3Server } from './s3server.js';
 
 /** Debian's s3cmd configured for the test server: an S3 client independent of rke-ts. */
 export function s3cmdFor(server: TestS3Server): (...args: string[]) => string {
   const host = new URL(server.endpoint).host;
-  const config = path.join(mkdtempSync(path.join(tmpdir(), 'rke-ts-s3cmd-')), 's3cfg');
+  // Inside the server's own directory, so that stopping the server removes it.
+  const config = path.join(path.dirname(server.directory), 's3cfg');
   writeFileSync(
     config,
     [
