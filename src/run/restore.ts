@@ -66,9 +66,10 @@ function imagesFor(config: ClusterConfig): NodeFileImages {
 async function checkCertificates(plan: RestorePlan, sessions: NodeSession[], images: NodeFileImages, deps: RestoreDeps): Promise<void> {
   const problems: string[] = [];
   await Promise.all(
-    plan.nodes.map(async (nodePlan, index) => {
+    sessions.map(async (session) => {
+      const nodePlan = planOf(plan, session);
       const paths = [nodePlan.certFiles.cacert, nodePlan.certFiles.cert, nodePlan.certFiles.key];
-      const files = await readKubernetesFiles(sessions[index]!.docker, images.carrier, nodePlan.kubernetesDir, paths.map(relativeToKubernetesDir));
+      const files = await readKubernetesFiles(session.docker, images.carrier, nodePlan.kubernetesDir, paths.map(relativeToKubernetesDir));
       const check = checkEtcdCertificates(files, nodePlan.node, nodePlan.certFiles, nodePlan.kubernetesDir, deps.now());
       for (const warning of check.warnings) deps.log.warn(`[certificates] host [${nodePlan.node.address}]: ${warning}`);
       for (const problem of check.problems) problems.push(`host [${nodePlan.node.address}]: ${problem}`);
@@ -244,7 +245,7 @@ export async function executeRestore(config: ClusterConfig, plan: RestorePlan, d
       await removeWorkDirs(plan, sessions, deps.log);
       throw error;
     }
-    const progress: NodeProgress[] = plan.nodes.map((nodePlan, index) => ({ nodePlan, session: sessions[index]!, stage: 'prepared' }));
+    const progress: NodeProgress[] = sessions.map((session) => ({ nodePlan: planOf(plan, session), session, stage: 'prepared' }));
     const planeDeps = { log: deps.log, retryCommand: deps.retryCommand, ...(deps.signal ? { signal: deps.signal } : {}) };
     await switchToRestoredData(plan, progress, planeDeps);
     await waitForHealthyCluster(plan, progress, planeDeps);
