@@ -10,10 +10,12 @@
  * config's absolute path. $RKE_TS_LOCK_DIR, when set, is always used.
  *
  * How: O_EXCL creation; the file holds the owner's pid, host and command as JSON. A lock whose
- * owner is a dead process on this host is stale and is taken over. Takeover is serialized by
+ * owner is a dead process on this host is stale and is taken over. The owner's start time (Linux
+ * /proc) tells it apart from an unrelated process that got the same pid after a crash or reboot. Takeover is serialized by
  * a second short-lived O_EXCL file, so two runs finding the same stale lock cannot both win.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { open, readFile, realpath, stat, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +27,8 @@ export interface LockOwner {
   command: string;
   config: string;
   startedAt: string;
+  /** The owner's start time as the kernel counts it (/proc/<pid>/stat), when known. */
+  processStart?: string;
 }
 
 export interface LockOptions {
@@ -36,6 +40,8 @@ export interface LockOptions {
   hostname?: string;
   /** Whether a pid on this host is running; injectable for tests. */
   isAlive?: (pid: number) => boolean;
+  /** The start time of a running pid on this host; injectable for tests. */
+  startTime?: (pid: number) => string | undefined;
 }
 
 export interface ClusterLock {
@@ -65,6 +71,17 @@ export function processIsAlive(pid: number): boolean {
   }
 }
 
+/** When a running process started, in clock ticks since boot (Linux); undefined elsewhere or if gone. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name in parentheses may contain spaces; fields after it are plain. starttime is field 22.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Candidate lock files for a config path, in order of preference. */
 export function lockFilesFor(absoluteConfig: string, env: NodeJS.ProcessEnv): string[] {
   const hashed = `rke-ts-${createHash('sha256').update(absoluteConfig).digest('hex').slice(0, 16)}.lock`;
@@ -85,15 +102,29 @@ export function parseLockOwner(text: string): LockOwner | undefined {
       command: String(value.command ?? 'rke-ts'),
       config: String(value.config ?? ''),
       startedAt: String(value.startedAt ?? ''),
+      ...(typeof value.processStart === 'string' ? { processStart: value.processStart } : {}),
     };
   } catch {
     return undefined;
   }
 }
 
-/** A lock is stale only when we can prove its owner is gone: same host, pid not running. */
-export function isStaleOwner(owner: LockOwner, here: { hostname: string; isAlive: (pid: number) => boolean }): boolean {
-  return owner.hostname === here.hostname && !here.isAlive(owner.pid);
+export interface LocalProcesses {
+  hostname: string;
+  isAlive: (pid: number) => boolean;
+  startTime: (pid: number) => string | undefined;
+}
+
+/**
+ * A lock is stale only when we can prove its owner is gone: same host, and its pid is not
+ * running or now belongs to a process that started at another time.
+ */
+export function isStaleOwner(owner: LockOwner, here: LocalProcesses): boolean {
+  if (owner.hostname !== here.hostname) return false;
+  if (!here.isAlive(owner.pid)) return true;
+  if (owner.processStart === undefined) return false;
+  const running = here.startTime(owner.pid);
+  return running !== undefined && running !== owner.processStart;
 }
 
 async function readLock(file: string): Promise<{ text: string; ageMs: number } | undefined> {
@@ -137,7 +168,7 @@ function lockedError(file: string, owner: LockOwner | undefined): LockedError {
   });
 }
 
-async function acquireAt(file: string, owner: LockOwner, options: Required<Pick<LockOptions, 'isAlive'>> & { hostname: string }): Promise<ClusterLock> {
+async function acquireAt(file: string, owner: LockOwner, options: LocalProcesses): Promise<ClusterLock> {
   const text = `${JSON.stringify(owner)}\n`;
   for (let attempt = 1; attempt <= ACQUIRE_ATTEMPTS; attempt++) {
     try {
@@ -171,18 +202,22 @@ async function releaseLock(file: string, text: string): Promise<void> {
 export async function acquireClusterLock(configPath: string, options: LockOptions): Promise<ClusterLock> {
   const absolute = await realpath(configPath).catch(() => path.resolve(configPath));
   const hostname = options.hostname ?? os.hostname();
+  const startTime = options.startTime ?? processStartTime;
+  const pid = options.pid ?? process.pid;
+  const processStart = startTime(pid);
   const owner: LockOwner = {
-    pid: options.pid ?? process.pid,
+    pid,
     hostname,
     command: options.command,
     config: absolute,
     startedAt: (options.now ?? (() => new Date()))().toISOString(),
+    ...(processStart !== undefined ? { processStart } : {}),
   };
   const candidates = lockFilesFor(absolute, options.env);
   let lastError: unknown;
   for (const file of candidates) {
     try {
-      return await acquireAt(file, owner, { hostname, isAlive: options.isAlive ?? processIsAlive });
+      return await acquireAt(file, owner, { hostname, isAlive: options.isAlive ?? processIsAlive, startTime });
     } catch (error) {
       if (error instanceof LockedError) throw error;
       // Directory missing, read-only or not ours: try the next place.

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ExitCode, LockedError } from '../../src/errors.js';
-import { acquireClusterLock, isStaleOwner, lockFilesFor, parseLockOwner, withClusterLock } from '../../src/lock.js';
+import { acquireClusterLock, isStaleOwner, lockFilesFor, parseLockOwner, processStartTime, withClusterLock } from '../../src/lock.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'rke-ts-lock-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -111,11 +111,40 @@ describe('cluster lock', () => {
     expect(existsSync(lockFile(config))).toBe(false);
   });
 
-  it('stale means: same host, pid gone', () => {
+  it('stale means: same host, and the pid is gone or now another process', () => {
     const owner = { pid: 5, hostname: 'a', command: '', config: '', startedAt: '' };
-    expect(isStaleOwner(owner, { hostname: 'a', isAlive: () => false })).toBe(true);
-    expect(isStaleOwner(owner, { hostname: 'a', isAlive: () => true })).toBe(false);
-    expect(isStaleOwner(owner, { hostname: 'b', isAlive: () => false })).toBe(false);
+    const started = (at: string | undefined) => () => at;
+    expect(isStaleOwner(owner, { hostname: 'a', isAlive: () => false, startTime: started(undefined) })).toBe(true);
+    expect(isStaleOwner(owner, { hostname: 'a', isAlive: () => true, startTime: started('100') })).toBe(false);
+    expect(isStaleOwner(owner, { hostname: 'b', isAlive: () => false, startTime: started(undefined) })).toBe(false);
+    const recorded = { ...owner, processStart: '100' };
+    expect(isStaleOwner(recorded, { hostname: 'a', isAlive: () => true, startTime: started('100') })).toBe(false);
+    expect(isStaleOwner(recorded, { hostname: 'a', isAlive: () => true, startTime: started('250') })).toBe(true);
+    // Start time unreadable: cannot prove anything, so the lock stands.
+    expect(isStaleOwner(recorded, { hostname: 'a', isAlive: () => true, startTime: started(undefined) })).toBe(false);
+    expect(isStaleOwner({ ...recorded, hostname: 'b' }, { hostname: 'a', isAlive: () => true, startTime: started('250') })).toBe(false);
     expect(parseLockOwner('not json')).toBeUndefined();
+  });
+
+  it('records its start time and takes over a lock whose pid now belongs to another process', async () => {
+    const config = clusterYml();
+    const lock = await acquireClusterLock(config, { env, command: 'snapshot-save' });
+    const owner = parseLockOwner(readFileSync(lock.path, 'utf8'));
+    expect(owner?.processStart).toBe(processStartTime(process.pid));
+    await lock.release();
+    // A crashed run whose pid was reused by this (live) process: same pid, another start time.
+    const reused = { pid: process.pid, hostname: os.hostname(), command: 'snapshot-save', config, startedAt: '', processStart: '1' };
+    writeFileSync(lockFile(config), JSON.stringify(reused));
+    const taken = await acquireClusterLock(config, { env, command: 'snapshot-save' });
+    expect(parseLockOwner(readFileSync(taken.path, 'utf8'))?.command).toBe('snapshot-save');
+    expect(parseLockOwner(readFileSync(taken.path, 'utf8'))?.processStart).not.toBe('1');
+    await taken.release();
+  });
+
+  it('reads a process start time from /proc', () => {
+    expect(processStartTime(process.pid)).toMatch(/^\d+$/);
+    expect(processStartTime(process.ppid)).toMatch(/^\d+$/);
+    expect(processStartTime(process.pid)).not.toBe(processStartTime(1));
+    expect(processStartTime(2 ** 22 + 1)).toBeUndefined();
   });
 });
