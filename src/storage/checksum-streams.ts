@@ -52,7 +52,12 @@ export class VerifyingStream extends Transform {
   private readonly hash: Hash = createHash('sha256');
   private byteCount = 0;
 
-  constructor(private readonly expected: ExpectedContent) {
+  /** `mismatch` words the error for the direction of the transfer (default: a download). */
+  constructor(
+    private readonly expected: ExpectedContent,
+    private readonly mismatchError: (message: string) => StorageError = (message) =>
+      new StorageError(message, { hint: 'the copy in S3 is damaged or was replaced; restore from another snapshot' }),
+  ) {
     super();
   }
 
@@ -81,8 +86,6 @@ export class VerifyingStream extends Transform {
   }
 
   private mismatch(what: 'size' | 'checksum', detail: string): StorageError {
-    return new StorageError(`${what} mismatch for snapshot object [${this.expected.key}]: ${detail}`, {
-      hint: 'the copy in S3 is damaged or was replaced; restore from another snapshot',
-    });
+    return this.mismatchError(`${what} mismatch for snapshot object [${this.expected.key}]: ${detail}`);
   }
 }

@@ -13,11 +13,16 @@ import { pipeline } from 'node:stream/promises';
 
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 
+/** How long a failed upload waits for its parts in flight before cancelling them. */
+const IN_FLIGHT_GRACE_MS = 10_000;
+
 export interface StreamUploadRequest {
   client: S3Client;
   bucket: string;
   key: string;
   contentType: string;
+  /** User metadata of the object (x-amz-meta-*), set when the upload starts. */
+  metadata?: Record<string, string>;
   partSize: number;
   /** Parts sent at once; one more buffer is being filled meanwhile. */
   queueSize: number;
@@ -61,7 +66,7 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
 
   const uploadId = (): Promise<string> =>
     (creating ??= client.send(
-      new s3.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: request.contentType }),
+      new s3.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: request.contentType, Metadata: request.metadata }),
       inFlightOptions,
     ).then(({ UploadId }) => {
       if (!UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
@@ -139,6 +144,7 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
           Body: filling?.subarray(0, filled) ?? Buffer.alloc(0),
           ContentLength: filled,
           ContentType: request.contentType,
+          Metadata: request.metadata,
         }),
         inFlightOptions,
       );
@@ -167,6 +173,13 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
     await (request.signal ? pipeline(body, sink, { signal: request.signal }) : pipeline(body, sink));
     return await finish();
   } catch (error) {
+    // Decided before cancelling: the parts cancelled below fail too, with an abort error.
+    const cause = partFailure?.error ?? error;
+    if (partFailure === undefined && !request.signal?.aborted) {
+      // The source or a check failed, not S3: let the parts in flight land first. S3 may still
+      // store a part that arrives after AbortMultipartUpload, which would keep it billed.
+      await Promise.race([Promise.allSettled(inFlight), new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_GRACE_MS).unref())]);
+    }
     requests.abort();
     await Promise.allSettled(inFlight);
     const started = creating ? await creating.catch(() => undefined) : undefined;
@@ -176,7 +189,7 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
         .catch((abortError: unknown) => request.onAbortFailed?.(started, abortError));
     }
     // The part that failed first explains the failure; the others were cancelled because of it.
-    throw partFailure?.error ?? error;
+    throw cause;
   } finally {
     request.signal?.removeEventListener('abort', onCallerAbort);
   }

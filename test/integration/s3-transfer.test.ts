@@ -149,6 +149,35 @@ describe('upload and download', () => {
     expect((await readAll(downloaded.stream)).length).toBe(0);
   });
 
+  it('with the sha256 known in advance, writes the final key once, with its metadata, and no partial key', async () => {
+    for (const size of [3 * MiB, 12 * MiB + 7]) {
+      const data = pseudoRandomBytes(size, `known-${size}`);
+      const name = `known-${size}`;
+      const key = objectKeyFor(settings, name);
+      const uploaded = await upload(key, data, { size, sha256: sha256(data) });
+      expect(uploaded).toEqual({ key, size, sha256: sha256(data) });
+      const downloaded = await downloadSnapshot({ settings, client, name, log });
+      expect(downloaded.metadata).toMatchObject({ sha256: sha256(data), size, node: 'node-1' });
+      expect((await readAll(downloaded.stream)).equals(data)).toBe(true);
+    }
+    expect((await allKeys()).filter((candidate) => candidate.includes('.rke-ts-partial/'))).toEqual([]);
+    expect(server.pendingMultipartUploads()).toEqual([]);
+  });
+
+  it('with the sha256 known in advance, refuses a stream that differs from it, in one part or many, and stores nothing', async () => {
+    for (const size of [3 * MiB, 12 * MiB]) {
+      const data = pseudoRandomBytes(size, `changed-${size}`);
+      const changed = Buffer.from(data);
+      changed[size - 10] = changed[size - 10]! ^ 0xff;
+      const key = objectKeyFor(settings, `changed-${size}`);
+      const error = await upload(key, changed, { size, sha256: sha256(data) }).catch((caught: unknown) => caught);
+      errorMessages.push(describeError(error));
+      expect(describeError(error)).toMatch(/failed to upload etcd snapshot file .*checksum mismatch.*the file changed while it was read, and nothing was stored/);
+      expect(await allKeys()).not.toContain(key);
+    }
+    expect(server.pendingMultipartUploads()).toEqual([]);
+  });
+
   it('fails on a size mismatch and on a failing source, leaving nothing under the final key', async () => {
     const data = pseudoRandomBytes(6 * MiB, 'mismatch');
     const key = objectKeyFor(settings, 'size-mismatch');
@@ -167,6 +196,8 @@ describe('upload and download', () => {
     expect(keys).not.toContain(key);
     expect(keys).not.toContain(objectKeyFor(settings, 'source-fails'));
     expect(keys.filter((candidate) => candidate.includes('.rke-ts-partial/'))).toEqual([]);
+    // Parts in flight landed before the abort, so the abort removed them all.
+    expect(server.pendingMultipartUploads()).toEqual([]);
   });
 
   it('stops on the abort signal with an interruption error and no object', async () => {
