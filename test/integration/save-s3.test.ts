@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -20,8 +20,11 @@ beforeAll(async () => {
   s3cmd = s3cmdFor(server);
 });
 
+const downloads = mkdtempSync(path.join(tmpdir(), 'rke-ts-get-'));
+
 afterAll(async () => {
   await Promise.all([cluster?.down(), server?.stop()]);
+  rmSync(downloads, { recursive: true, force: true });
 });
 
 async function save(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
@@ -39,7 +42,7 @@ function sha256(file: string): string {
 }
 
 function download(key: string, bucket = 'etcd-backups'): string {
-  const target = path.join(mkdtempSync(path.join(tmpdir(), 'rke-ts-get-')), 'object');
+  const target = path.join(mkdtempSync(path.join(downloads, 'object-')), 'object');
   s3cmd('get', `s3://${bucket}/${key}`, target);
   return target;
 }

@@ -1,12 +1,13 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { runMain } from '../support/main.js';
 
 const run = runMain;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rke-ts-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const clusterYml = path.join(dir, 'cluster.yml');
 writeFileSync(
   clusterYml,

@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { buildListing, renderListing } from '../../src/cli/list.js';
 import { pruneScopeFrom } from '../../src/cli/prune.js';
@@ -15,6 +15,7 @@ import type { PlaceResult } from '../../src/run/places.js';
 const run = runMain;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rke-ts-lifecycle-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const clusterYml = path.join(dir, 'cluster.yml');
 // 192.0.2.0/24 is TEST-NET: a test that connected would hang or fail, not pass.
 writeFileSync(clusterYml, 'nodes:\n  - address: 192.0.2.10\n    user: rancher\n    role: [etcd]\n    ssh_key_path: /nonexistent/key\n');

@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseClusterConfig } from '../../src/config/index.js';
 import { type NodeFile, checkEtcdCertificates } from '../../src/node/certs.js';
 import { etcdCertFiles } from '../../src/plan/etcd.js';
@@ -61,8 +61,10 @@ describe('checkEtcdCertificates', () => {
   const tls = etcdCertFiles(node);
   const pem: Record<string, Buffer> = {};
 
+  const dir = mkdtempSync(path.join(tmpdir(), 'rke-ts-certs-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
   beforeAll(() => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'rke-ts-certs-'));
     const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
     const conf = path.join(dir, 'req.cnf');
     writeFileSync(conf, ['[req]', 'distinguished_name=dn', '[dn]', '[ca]', 'basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'].join('\n'));
