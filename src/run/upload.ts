@@ -1,7 +1,7 @@
 import type { ClusterConfig, NodeConfig } from '../config/types.js';
 import { StorageError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { type OpenSnapshotFile, openSnapshotFile, sha256OnNode } from '../node/files.js';
+import { type OpenSnapshotFile, openSnapshotFile } from '../node/files.js';
 import { etcdImage } from '../plan/etcd.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';
 import { type S3Settings, checkBucket, createS3Client, objectKeyFor, uploadSnapshot } from '../storage/index.js';
@@ -23,9 +23,8 @@ export interface UploadedFromNode {
 
 /**
  * Streams `/opt/rke/etcd-snapshots/<fileName>` from `source` straight into S3: Docker's
- * archive API → tar entry → multipart upload to the final key, checked against the sha256
- * computed on the node. Nothing is buffered whole or written on the admin box. One upload per
- * snapshot (RKE uploads from every node; the last wins).
+ * archive API → tar entry → multipart upload. Nothing is buffered whole or written on
+ * the admin box. One upload per snapshot (RKE uploads from every node; the last wins).
  */
 export async function uploadFromNode(
   config: ClusterConfig,
@@ -41,11 +40,7 @@ export async function uploadFromNode(
   try {
     await checkBucket(client, settings, { log: deps.log, ...(deps.signal ? { signal: deps.signal } : {}) });
     deps.log.info(`[etcd] Uploading snapshot [${fileName}] from host [${source.address}] to s3://${settings.bucket}/${key}`);
-    const images = { carrier: etcdImage(config), tools: config.systemImages.alpine };
-    // Hashed on the node first, so that the object is written once, with its sha256, instead of
-    // uploaded to a partial key and copied (which costs the S3 server more than the hash costs).
-    const sha256 = (await sha256OnNode(session, images, [fileName])).get(fileName)!;
-    const opened = await openSnapshotFile(session, images, fileName);
+    const opened = await openSnapshotFile(session, { carrier: etcdImage(config), tools: config.systemImages.alpine }, fileName);
     file = opened;
     const uploaded = await withEarlyScavenges(() =>
       uploadSnapshot({
@@ -53,7 +48,6 @@ export async function uploadFromNode(
         key,
         body: opened.stream,
         size: opened.size,
-        sha256,
         metadata: { node: source.hostnameOverride, clusterName: config.clusterName, createdAt: deps.now() },
         log: deps.log,
         client,

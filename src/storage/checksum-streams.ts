@@ -52,12 +52,7 @@ export class VerifyingStream extends Transform {
   private readonly hash: Hash = createHash('sha256');
   private byteCount = 0;
 
-  /** `mismatch` words the error for the direction of the transfer (default: a download). */
-  constructor(
-    private readonly expected: ExpectedContent,
-    private readonly mismatchError: (message: string) => StorageError = (message) =>
-      new StorageError(message, { hint: 'the copy in S3 is damaged or was replaced; restore from another snapshot' }),
-  ) {
+  constructor(private readonly expected: ExpectedContent) {
     super();
   }
 
@@ -86,6 +81,8 @@ export class VerifyingStream extends Transform {
   }
 
   private mismatch(what: 'size' | 'checksum', detail: string): StorageError {
-    return this.mismatchError(`${what} mismatch for snapshot object [${this.expected.key}]: ${detail}`);
+    return new StorageError(`${what} mismatch for snapshot object [${this.expected.key}]: ${detail}`, {
+      hint: 'the copy in S3 is damaged or was replaced; restore from another snapshot',
+    });
   }
 }

@@ -21,8 +21,6 @@ export interface StreamUploadRequest {
   bucket: string;
   key: string;
   contentType: string;
-  /** User metadata of the object (x-amz-meta-*), set when the upload starts. */
-  metadata?: Record<string, string>;
   partSize: number;
   /** Parts sent at once; one more buffer is being filled meanwhile. */
   queueSize: number;
@@ -66,7 +64,7 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
 
   const uploadId = (): Promise<string> =>
     (creating ??= client.send(
-      new s3.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: request.contentType, Metadata: request.metadata }),
+      new s3.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: request.contentType }),
       inFlightOptions,
     ).then(({ UploadId }) => {
       if (!UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
@@ -144,7 +142,6 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
           Body: filling?.subarray(0, filled) ?? Buffer.alloc(0),
           ContentLength: filled,
           ContentType: request.contentType,
-          Metadata: request.metadata,
         }),
         inFlightOptions,
       );
@@ -176,8 +173,8 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
     // Decided before cancelling: the parts cancelled below fail too, with an abort error.
     const cause = partFailure?.error ?? error;
     if (partFailure === undefined && !request.signal?.aborted) {
-      // The source or a check failed, not S3: let the parts in flight land first. S3 may still
-      // store a part that arrives after AbortMultipartUpload, which would keep it billed.
+      // The source failed, not S3: let the parts in flight land first. S3 may still store a
+      // part that arrives after AbortMultipartUpload, which would keep it billed.
       await Promise.race([Promise.allSettled(inFlight), new Promise((resolve) => setTimeout(resolve, IN_FLIGHT_GRACE_MS).unref())]);
     }
     requests.abort();

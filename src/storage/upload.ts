@@ -2,12 +2,7 @@
  * Streaming snapshot upload.
  *
  * The object's metadata must carry the sha256 of its content, but S3 takes metadata when an
- * upload *starts* (CreateMultipartUpload), before the stream has been read.
- *
- * When the caller knows the sha256 and size in advance (hashed where the file lives), the
- * stream goes straight to the final key with its full metadata and is checked against them as
- * it flows: a mismatch fails the stream before CompleteMultipartUpload, so the multipart
- * upload is aborted and nothing appears. No copy is needed. Otherwise:
+ * upload *starts* (CreateMultipartUpload), before the stream has been read. So:
  *
  * 1. stream the body, hashing as it goes, into a multipart upload at a partial key
  *    `[folder/].rke-ts-partial/<name>.<random>` (memory: partSize × (queueSize + 1), see multipart.ts);
@@ -32,7 +27,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 
 import { InterruptedError, StorageError } from '../errors.js';
-import { Sha256Meter, VerifyingStream } from './checksum-streams.js';
+import { Sha256Meter } from './checksum-streams.js';
 import { uploadStream } from './multipart.js';
 import { createS3Client, errorSummary } from './client.js';
 import { contentTypeFor, partialKeyFor } from './keys.js';
@@ -60,11 +55,6 @@ export interface UploadSnapshotOptions {
   body: Readable;
   /** Expected byte count; when given, a different count fails the upload. */
   size?: number;
-  /**
-   * sha256 of the content, when known before the upload (with `size`): the object is written
-   * straight to its final key and the stream must match it.
-   */
-  sha256?: string;
   metadata: SnapshotOrigin;
   log: Logger;
   signal?: AbortSignal;
@@ -95,15 +85,8 @@ export async function uploadSnapshot(options: UploadSnapshotOptions): Promise<Up
   const { settings, key, body, log, signal } = options;
   const action = `upload etcd snapshot file [${key}]`;
   const client = options.client ?? (await createS3Client(settings, { log }));
-  const contentType = contentTypeFor(key);
-  if (options.sha256 !== undefined && options.size !== undefined) {
-    try {
-      return await uploadKnownContent({ ...options, client, contentType, action, sha256: options.sha256, size: options.size });
-    } finally {
-      if (options.client === undefined) client.destroy();
-    }
-  }
   const tempKey = partialKeyFor(settings, key);
+  const contentType = contentTypeFor(key);
   const meter = new Sha256Meter();
 
   // Remember a failure of the source itself, to blame it rather than S3. `pipe`, not pipeline:
@@ -132,7 +115,12 @@ export async function uploadSnapshot(options: UploadSnapshotOptions): Promise<Up
       queueSize: options.queueSize ?? UPLOAD_QUEUE_SIZE,
       ...(signal ? { signal } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      onAbortFailed: warnAbortFailed(log, settings, tempKey),
+      onAbortFailed: (uploadId, error) =>
+        log.warn(
+          { bucket: settings.bucket, key: tempKey, uploadId },
+          `could not abort the multipart upload of [${tempKey}] (${scrubSecrets(errorSummary(error), settings)}); ` +
+            'its parts stay invisible but stored until a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them',
+        ),
     });
     stored = true;
     // In a versioned bucket a plain delete only hides the partial object; delete its version.
@@ -166,59 +154,6 @@ export async function uploadSnapshot(options: UploadSnapshotOptions): Promise<Up
   } finally {
     if (options.client === undefined) client.destroy();
   }
-}
-
-/** Straight to the final key: the content's sha256 and size are known before it is read. */
-async function uploadKnownContent(
-  options: UploadSnapshotOptions & { client: S3Client; contentType: string; action: string; sha256: string; size: number },
-): Promise<UploadedSnapshot> {
-  const { settings, key, body, log, signal, client, contentType, action, sha256, size } = options;
-  const checker = new VerifyingStream(
-    { key, size, sha256 },
-    (message) =>
-      new StorageError(`failed to ${action}: ${message}; the file changed while it was read, and nothing was stored`, {
-        hint: 'take a new snapshot',
-      }),
-  );
-  let sourceError: unknown;
-  body.once('error', (error) => {
-    sourceError ??= error;
-    checker.destroy(error);
-  });
-  log.info({ bucket: settings.bucket, key, endpoint: settings.endpoint.url }, `invoking uploading backup file [${key}] to s3`);
-  try {
-    if (signal?.aborted) throw signal.reason;
-    body.pipe(checker);
-    await uploadStream(checker, {
-      client,
-      bucket: settings.bucket,
-      key,
-      contentType,
-      metadata: buildUserMetadata(options.metadata, { sha256, size }),
-      partSize: options.partSize ?? partSizeFor(size),
-      queueSize: options.queueSize ?? UPLOAD_QUEUE_SIZE,
-      ...(signal ? { signal } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      onAbortFailed: warnAbortFailed(log, settings, key),
-    });
-    if (sourceError !== undefined) throw sourceError;
-    await verifyFinalObject(client, settings, { key, size, sha256, action });
-    log.info({ bucket: settings.bucket, key, size, sha256 }, `Successfully uploaded [${key}]`);
-    return { key, size, sha256 };
-  } catch (error) {
-    checker.destroy();
-    body.destroy();
-    throw uploadFailure(error, { settings, action, sourceError, signal });
-  }
-}
-
-function warnAbortFailed(log: Logger, settings: S3Settings, key: string): (uploadId: string, error: unknown) => void {
-  return (uploadId, error) =>
-    log.warn(
-      { bucket: settings.bucket, key, uploadId },
-      `could not abort the multipart upload of [${key}] (${scrubSecrets(errorSummary(error), settings)}); ` +
-        'its parts stay invisible but stored until a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them',
-    );
 }
 
 function uploadFailure(
