@@ -10,9 +10,10 @@
  * config's absolute path. $RKE_TS_LOCK_DIR, when set, is always used.
  *
  * How: O_EXCL creation; the file holds the owner's pid, host and command as JSON. A lock whose
- * owner is a dead process on this host is stale and is taken over. The owner's start time (Linux
- * /proc) tells it apart from an unrelated process that got the same pid after a crash or reboot. Takeover is serialized by
- * a second short-lived O_EXCL file, so two runs finding the same stale lock cannot both win.
+ * owner is a dead process on this host is stale and is taken over. The owner's start time
+ * (Linux /proc) tells it apart from an unrelated process that got the same pid after a crash or
+ * reboot. Takeover is serialized by a second short-lived O_EXCL file, so two runs finding the
+ * same stale lock cannot both win.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -1,13 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** Runs a module script in a fresh Node process (its own module cache), from the repository. */
-function runFresh(script: string): string {
-  return execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-}
+import { runFresh } from '../support/fresh-node.js';
 
 describe('dockerode start-up', () => {
   it('does not load gRPC for BuildKit sessions until one is used', () => {

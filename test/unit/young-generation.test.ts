@@ -1,8 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+import { runFresh } from '../support/fresh-node.js';
 
 /**
  * Counts the scavenges of the same allocation pattern, spread over event-loop turns as a
@@ -32,12 +29,7 @@ function scavenges(mode: 'normal' | 'early' | 'after a failed run'): number {
     await new Promise((resolve) => setTimeout(resolve, 20));
     console.log(minor);
   `;
-  const output = execFileSync(
-    process.execPath,
-    ['--max-semi-space-size=4', '--single-threaded-gc', '--import', 'tsx', '--input-type=module', '-e', script],
-    { cwd: REPO_ROOT, encoding: 'utf8' },
-  );
-  return Number(output.trim());
+  return Number(runFresh(script, ['--max-semi-space-size=4', '--single-threaded-gc']));
 }
 
 describe('withEarlyScavenges', () => {
