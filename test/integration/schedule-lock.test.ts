@@ -69,7 +69,15 @@ describe('cluster lock (cron runs that overlap)', () => {
   it('lets one of two simultaneous saves run; the other exits 4 naming the holder', async () => {
     const first = start(['etcd', 'snapshot-save', '--config', config, '--name', 'lock-first']);
     await waitFor(() => existsSync(lockFile), 'the first run to take the lock');
-    const second = await runCli(['etcd', 'snapshot-save', '--config', config, '--name', 'lock-second']);
+    // Held still while the second run starts, so that a quick first save cannot finish before
+    // the second one looks at the lock.
+    first.child.kill('SIGSTOP');
+    let second: Awaited<ReturnType<typeof runCli>>;
+    try {
+      second = await runCli(['etcd', 'snapshot-save', '--config', config, '--name', 'lock-second']);
+    } finally {
+      first.child.kill('SIGCONT');
+    }
     expect(await first.exit).toBe(0);
     expect(second.code).toBe(4);
     const [line] = errorLines(second.stderr);
