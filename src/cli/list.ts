@@ -24,6 +24,8 @@ export interface SnapshotRow {
   createdFrom: 'name' | 'modified';
   modified: string;
   sha256?: string;
+  /** S3 object left marked by an upload that did not finish (restore refuses it). */
+  incomplete?: true;
   /** Every etcd node that holds a file of this name. */
   nodes: string[];
 }
@@ -53,6 +55,7 @@ export function buildListing(results: Array<PlaceResult<ListedFile[]>>): Snapsho
       createdFrom: fromName ? 'name' : 'modified',
       modified: file.modified.toISOString(),
       ...(file.sha256 ? { sha256: file.sha256 } : {}),
+      ...(file.incomplete ? { incomplete: true as const } : {}),
       nodes: holders.get(file.name) ?? [],
     };
   });
@@ -71,7 +74,7 @@ export function renderListing(listing: SnapshotListing, format: OutputFormat, st
   if (format === 'yaml') return stringifyYaml(listing);
   const rows = [['NAME', 'LOCATION', 'SIZE', 'CREATED', 'SHA256', 'NODES']];
   for (const row of listing.snapshots) {
-    rows.push([row.name, row.location, String(row.size), row.created.replace(/\.000Z$/, 'Z'), row.sha256?.slice(0, SHORT_SHA) ?? '-', row.nodes.join(',') || '-']);
+    rows.push([row.name, row.location, String(row.size), row.created.replace(/\.000Z$/, 'Z'), row.sha256?.slice(0, SHORT_SHA) ?? (row.incomplete ? 'incomplete' : '-'), row.nodes.join(',') || '-']);
   }
   const lines = [table(rows)];
   for (const failure of listing.unreachable) lines.push(`UNREACHABLE ${failure.place}: ${failure.error}`);

@@ -206,7 +206,7 @@ export function selectForDeletion(files: PlaceFile[], policy: RetentionPolicy, n
 /**
  * The file name an S3 key stands for in a place, with the folder stripped before anything is
  * parsed (rancher#24544: with a folder, retention once parsed `folder/...` and deleted nothing).
- * Keys outside the folder, nested keys, our `.rke-ts-partial/` and k3s's `.metadata/` give
+ * Keys outside the folder, nested keys and hidden keys (k3s's `.metadata/`) give
  * undefined: they are never snapshots of the place.
  */
 export function placeFileNameOfKey(folder: string, key: string): string | undefined {

@@ -19,6 +19,8 @@ export interface ListedFile {
   /** mtime on the node, LastModified in S3. */
   modified: Date;
   sha256?: string;
+  /** An S3 object whose upload never recorded its sha256 (restore refuses it). */
+  incomplete?: true;
 }
 
 export interface ListTargets {
@@ -61,6 +63,7 @@ export async function listEverywhere(config: ClusterConfig, targets: ListTargets
           size: object.size,
           modified: object.lastModified,
           ...(object.metadata.sha256 ? { sha256: object.metadata.sha256 } : {}),
+          ...(object.metadata.incomplete ? { incomplete: true as const } : {}),
         }));
       }).then((result) => [result]),
     );

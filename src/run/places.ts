@@ -100,7 +100,7 @@ export interface S3SnapshotFile {
 
 /**
  * Snapshot files in the bucket folder by file name (`<name>` or `<name>.zip`). Internal keys
- * (partial uploads, k3s metadata) and anything below a sub-folder are left out again here,
+ * (hidden keys such as k3s metadata) and anything below a sub-folder are left out again here,
  * since callers delete what this returns.
  */
 export async function s3SnapshotFiles(settings: S3Settings, call: { client: S3Client; signal?: AbortSignal }): Promise<Map<string, S3SnapshotFile>> {

@@ -7,21 +7,41 @@ import { Transform, type TransformCallback } from 'node:stream';
 
 import { StorageError } from '../errors.js';
 
-/** Pass-through that counts bytes and computes their sha256. */
+/**
+ * Pass-through that counts bytes and computes their sha256. Given the size the source promised,
+ * it fails the stream itself on a different count, so that what it feeds is never completed.
+ */
 export class Sha256Meter extends Transform {
   private readonly hash: Hash = createHash('sha256');
   private byteCount = 0;
   private digest: string | undefined;
 
+  constructor(private readonly expectedSize?: number) {
+    super();
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.hash.update(chunk);
     this.byteCount += chunk.length;
+    if (this.expectedSize !== undefined && this.byteCount > this.expectedSize) {
+      callback(this.sizeMismatch(`more than the expected ${this.expectedSize} bytes`));
+      return;
+    }
     callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
+    if (this.expectedSize !== undefined && this.byteCount !== this.expectedSize) {
+      callback(this.sizeMismatch(`${this.byteCount} bytes, expected ${this.expectedSize}`));
+      return;
+    }
     this.digest = this.hash.digest('hex');
     callback();
+  }
+
+  private sizeMismatch(detail: string): Error {
+    // Named for the one-line summary: "...: size mismatch: got N bytes, expected M; ...".
+    return Object.assign(new Error(`got ${detail}; the file changed while it was read`), { name: 'size mismatch' });
   }
 
   get bytes(): number {

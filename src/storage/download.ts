@@ -4,7 +4,8 @@
  * Lookup follows rke-tools: list `[folder/]<name>` without recursion and take the key that is
  * the name itself or the name plus `.zip` (RKE stores `<name>.zip`; k3s stores `<name>` or
  * `<name>.zip`). Objects that carry our `sha256` metadata are checked against it; objects put
- * by other tools (s3cmd, rke-tools, k3s) carry none and get the size check only.
+ * by other tools (s3cmd, rke-tools, k3s) carry none and get the size check only. Objects still
+ * marked `upload: incomplete` by an upload of ours are refused.
  */
 import type { Readable } from 'node:stream';
 
@@ -62,6 +63,12 @@ export async function downloadSnapshot(options: DownloadSnapshotOptions): Promis
     }
     const metadata = parseUserMetadata(response.Metadata);
     const size = response.ContentLength;
+    if (metadata.incomplete) {
+      body.destroy();
+      throw new StorageError(`snapshot object [${key}] is marked incomplete: its upload never recorded a sha256`, {
+        hint: 'its upload failed or is still running; use another snapshot, or delete it and upload the snapshot again',
+      });
+    }
     if (metadata.size !== undefined && metadata.size !== size) {
       body.destroy();
       throw new StorageError(

@@ -10,12 +10,10 @@ export type { BucketLookup, BucketLookupType, ParsedEndpoint } from './endpoint.
 export { parseGoDuration, formatDuration } from './go-duration.js';
 export {
   K3S_METADATA_DIR,
-  PARTIAL_DIR,
   contentTypeFor,
   folderPrefix,
   normalizeFolder,
   objectKeyFor,
-  partialKeyFor,
   snapshotNameFromKey,
 } from './keys.js';
 export { REDACTED, S3_REDACT_PATHS, S3_SECRET_FIELDS, describeS3Settings, s3ConfiguredLogLine, scrubSecrets } from './redact.js';
@@ -31,7 +29,7 @@ export { METADATA_KEYS } from './metadata.js';
 export type { SnapshotMetadata, SnapshotOrigin } from './metadata.js';
 export { MAX_UPLOAD_PARTS, UPLOAD_PART_SIZE, UPLOAD_QUEUE_SIZE, uploadSnapshot } from './upload.js';
 export type { UploadSnapshotOptions, UploadedSnapshot } from './upload.js';
-export { COPY_OBJECT_MAX_BYTES, COPY_PART_SIZE } from './promote.js';
+export { COPY_OBJECT_MAX_BYTES, COPY_PART_SIZE } from './metadata-copy.js';
 export { downloadSnapshot, findSnapshotKey } from './download.js';
 export type { DownloadSnapshotOptions, DownloadedSnapshot } from './download.js';
 export { deleteSnapshot, listSnapshots } from './list.js';

@@ -30,7 +30,7 @@ export interface StorageCallOptions {
 
 /**
  * Snapshots directly under the folder (not recursive, like rke-tools' lookup), oldest first.
- * Our partial uploads and k3s's `.metadata/` sidecars are skipped. Listing does not return user
+ * Hidden keys such as k3s's `.metadata/` sidecars are skipped. Listing does not return user
  * metadata, so each object gets a HEAD (k3s does the same, #8926: some servers fail when
  * metadata is requested in the listing itself).
  */

@@ -1,12 +1,13 @@
 /**
- * Server-side copy of a finished upload from its partial key to the final key, attaching the
- * metadata that only became known at the end of the stream (sha256, size). The final key
- * appears atomically: S3 makes an object visible only when a PUT, copy or multipart completion
- * has succeeded.
+ * Replacing an object's user metadata: S3 has no call for it, only a copy of the object onto
+ * itself with MetadataDirective REPLACE. Servers with a metadata-only path for such a copy
+ * (MinIO, s3rver) move no data; AWS copies inside S3. The object stays readable throughout: the
+ * copy replaces it only when complete.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 
 import { copySourceFor } from './keys.js';
+import { type StoredObject, storedObject } from './multipart.js';
 import type { S3Settings } from './settings.js';
 
 /** CopyObject's limit (S3 API); bigger objects are copied part by part with UploadPartCopy. */
@@ -19,9 +20,10 @@ export const COPY_PART_SIZE = 512 * 1024 ** 2;
 /** UploadPartCopy requests in flight; server-side copies cost us no memory. */
 const COPY_CONCURRENCY = 4;
 
-export interface PromoteRequest {
-  fromKey: string;
-  toKey: string;
+export interface MetadataCopyRequest {
+  key: string;
+  /** ETag of the object the metadata is meant for: if another write replaced it, the copy fails. */
+  etag?: string;
   size: number;
   metadata: Record<string, string>;
   contentType: string;
@@ -31,35 +33,32 @@ export interface PromoteRequest {
   copyPartSize?: number;
 }
 
-export async function promoteToFinalKey(
-  client: S3Client,
-  settings: S3Settings,
-  request: PromoteRequest,
-): Promise<{ etag?: string }> {
+export async function replaceMetadata(client: S3Client, settings: S3Settings, request: MetadataCopyRequest): Promise<StoredObject> {
   const s3 = await import('@aws-sdk/client-s3');
   const sendOptions = request.signal ? { abortSignal: request.signal } : {};
-  const copySource = copySourceFor(settings.bucket, request.fromKey);
+  const copySource = copySourceFor(settings.bucket, request.key);
+  const ifMatch = request.etag !== undefined ? { CopySourceIfMatch: request.etag } : {};
 
   if (request.size <= (request.singleCopyMaxBytes ?? COPY_OBJECT_MAX_BYTES)) {
     const copied = await client.send(
       new s3.CopyObjectCommand({
         Bucket: settings.bucket,
-        Key: request.toKey,
+        Key: request.key,
         CopySource: copySource,
-        // REPLACE: the partial object has no metadata; this is where it gets its final set.
+        ...ifMatch,
         MetadataDirective: 'REPLACE',
         Metadata: request.metadata,
         ContentType: request.contentType,
       }),
       sendOptions,
     );
-    return { ...(copied.CopyObjectResult?.ETag ? { etag: copied.CopyObjectResult.ETag } : {}) };
+    return storedObject(copied.CopyObjectResult?.ETag, copied.VersionId);
   }
 
   const created = await client.send(
     new s3.CreateMultipartUploadCommand({
       Bucket: settings.bucket,
-      Key: request.toKey,
+      Key: request.key,
       Metadata: request.metadata,
       ContentType: request.contentType,
     }),
@@ -81,10 +80,11 @@ export async function promoteToFinalKey(
         const copied = await client.send(
           new s3.UploadPartCopyCommand({
             Bucket: settings.bucket,
-            Key: request.toKey,
+            Key: request.key,
             UploadId: uploadId,
             PartNumber: range.partNumber,
             CopySource: copySource,
+            ...ifMatch,
             CopySourceRange: `bytes=${range.start}-${range.end}`,
           }),
           sendOptions,
@@ -102,17 +102,17 @@ export async function promoteToFinalKey(
     const completed = await client.send(
       new s3.CompleteMultipartUploadCommand({
         Bucket: settings.bucket,
-        Key: request.toKey,
+        Key: request.key,
         UploadId: uploadId,
         MultipartUpload: { Parts: parts },
       }),
       sendOptions,
     );
-    return { ...(completed.ETag ? { etag: completed.ETag } : {}) };
+    return storedObject(completed.ETag, completed.VersionId);
   } catch (error) {
     // Leave no orphaned parts behind (they are billed and invisible in listings).
     await client
-      .send(new s3.AbortMultipartUploadCommand({ Bucket: settings.bucket, Key: request.toKey, UploadId: uploadId }))
+      .send(new s3.AbortMultipartUploadCommand({ Bucket: settings.bucket, Key: request.key, UploadId: uploadId }))
       .catch(() => undefined);
     throw error;
   }

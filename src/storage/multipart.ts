@@ -21,6 +21,8 @@ export interface StreamUploadRequest {
   bucket: string;
   key: string;
   contentType: string;
+  /** User metadata (x-amz-meta-*), set when the upload starts. */
+  metadata?: Record<string, string>;
   partSize: number;
   /** Parts sent at once; one more buffer is being filled meanwhile. */
   queueSize: number;
@@ -31,12 +33,14 @@ export interface StreamUploadRequest {
   onAbortFailed?: (uploadId: string, error: unknown) => void;
 }
 
-export interface StreamUploadResult {
-  /** Version of the new object in a versioned bucket. */
+/** What S3 reports for an object it has just stored. */
+export interface StoredObject {
+  etag?: string;
+  /** Version of the new object, in a versioned bucket. */
   versionId?: string;
 }
 
-export async function uploadStream(body: Readable, request: StreamUploadRequest): Promise<StreamUploadResult> {
+export async function uploadStream(body: Readable, request: StreamUploadRequest): Promise<StoredObject> {
   const s3 = await import('@aws-sdk/client-s3');
   const { client, bucket, key, partSize } = request;
   // Cancels the requests in flight when any part fails or the caller aborts.
@@ -64,7 +68,12 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
 
   const uploadId = (): Promise<string> =>
     (creating ??= client.send(
-      new s3.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: request.contentType }),
+      new s3.CreateMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        ContentType: request.contentType,
+        Metadata: request.metadata,
+      }),
       inFlightOptions,
     ).then(({ UploadId }) => {
       if (!UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
@@ -132,32 +141,33 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
     }
   };
 
-  const finish = async (): Promise<StreamUploadResult> => {
+  const finish = async (): Promise<StoredObject> => {
     if (nextPartNumber === 1) {
       // Shorter than one part: one request.
-      const { VersionId } = await client.send(
+      const { ETag, VersionId } = await client.send(
         new s3.PutObjectCommand({
           Bucket: bucket,
           Key: key,
           Body: filling?.subarray(0, filled) ?? Buffer.alloc(0),
           ContentLength: filled,
           ContentType: request.contentType,
+          Metadata: request.metadata,
         }),
         inFlightOptions,
       );
       acknowledge(filled);
-      return VersionId ? { versionId: VersionId } : {};
+      return storedObject(ETag, VersionId);
     }
     if (filling && filled > 0) dispatch(filling, filled);
     filling = undefined;
     await Promise.all(inFlight);
     throwIfFailed();
     parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
-    const { VersionId } = await client.send(
+    const { ETag, VersionId } = await client.send(
       new s3.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: await uploadId(), MultipartUpload: { Parts: parts } }),
       inFlightOptions,
     );
-    return VersionId ? { versionId: VersionId } : {};
+    return storedObject(ETag, VersionId);
   };
 
   const sink = new Writable({
@@ -190,4 +200,8 @@ export async function uploadStream(body: Readable, request: StreamUploadRequest)
   } finally {
     request.signal?.removeEventListener('abort', onCallerAbort);
   }
+}
+
+export function storedObject(etag: string | undefined, versionId: string | undefined): StoredObject {
+  return { ...(etag !== undefined ? { etag } : {}), ...(versionId !== undefined ? { versionId } : {}) };
 }

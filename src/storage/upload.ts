@@ -4,22 +4,24 @@
  * The object's metadata must carry the sha256 of its content, but S3 takes metadata when an
  * upload *starts* (CreateMultipartUpload), before the stream has been read. So:
  *
- * 1. stream the body, hashing as it goes, into a multipart upload at a partial key
- *    `[folder/].rke-ts-partial/<name>.<random>` (memory: partSize × (queueSize + 1), see multipart.ts);
- * 2. server-side copy it to the final key with MetadataDirective REPLACE and the full metadata
- *    (UploadPartCopy above CopyObject's 5 GiB limit), then check the final object's size and
- *    sha256 metadata with a HEAD;
- * 3. delete the partial key.
+ * 1. stream the body into a multipart upload at the final key, created with the metadata known
+ *    up front and `upload: incomplete` (memory: partSize × (queueSize + 1), see multipart.ts),
+ *    hashing as it goes. A stream that fails or ends short of the size the node reported is
+ *    aborted before CompleteMultipartUpload: S3 shows nothing under the key until then;
+ * 2. replace the metadata with the full set (sha256 included) by copying the object onto itself
+ *    (metadata-copy.ts), then check size and sha256 metadata with a HEAD.
  *
- * The final key therefore only ever holds a complete object with its checksum. A failed or
- * interrupted upload aborts the multipart upload and deletes the partial key. A crash (SIGKILL)
- * can leave an incomplete multipart upload, which is invisible but billed: a bucket lifecycle
- * rule "AbortIncompleteMultipartUpload after 1 day" cleans those up on AWS.
+ * Between the two steps the key holds the complete content still marked incomplete, which
+ * restore refuses; if step 2 fails, the object is deleted again. A crash (SIGKILL) during step
+ * 1 leaves an incomplete multipart upload, invisible but billed: a bucket lifecycle rule
+ * "AbortIncompleteMultipartUpload after 1 day" cleans those up on AWS.
  *
- * Alternatives rejected: buffering to a local temp file first (needs disk space and reads the
- * snapshot twice), a sidecar checksum object (the checksum could go missing independently of
- * the object), S3 additional checksums (composite for multipart, unsupported by many
- * S3-compatible servers).
+ * Alternatives rejected: a hidden temporary key copied into place at the end (one full copy
+ * more on servers that update metadata in place), hashing on the node before the upload (a
+ * second full read, slower than the copy it saves), buffering to a local temp file first (needs
+ * disk space and reads the snapshot twice), a sidecar checksum object (the checksum could go
+ * missing independently of the object), S3 additional checksums (composite for multipart,
+ * unsupported by many S3-compatible servers).
  */
 import type { Readable } from 'node:stream';
 
@@ -30,9 +32,9 @@ import { InterruptedError, StorageError } from '../errors.js';
 import { Sha256Meter } from './checksum-streams.js';
 import { uploadStream } from './multipart.js';
 import { createS3Client, errorSummary } from './client.js';
-import { contentTypeFor, partialKeyFor } from './keys.js';
-import { type SnapshotOrigin, buildUserMetadata, parseUserMetadata } from './metadata.js';
-import { type PromoteRequest, promoteToFinalKey } from './promote.js';
+import { contentTypeFor } from './keys.js';
+import { type SnapshotOrigin, buildUserMetadata, incompleteUserMetadata, parseUserMetadata } from './metadata.js';
+import { type MetadataCopyRequest, replaceMetadata } from './metadata-copy.js';
 import { scrubSecrets } from './redact.js';
 import { toStorageError } from './s3-errors.js';
 import type { S3Settings } from './settings.js';
@@ -65,7 +67,7 @@ export interface UploadSnapshotOptions {
   /** Tuning, for tests: part size/queue of the upload and the copy limits. */
   partSize?: number;
   queueSize?: number;
-  promote?: Pick<PromoteRequest, 'singleCopyMaxBytes' | 'copyPartSize'>;
+  metadataCopy?: Pick<MetadataCopyRequest, 'singleCopyMaxBytes' | 'copyPartSize'>;
 }
 
 export interface UploadedSnapshot {
@@ -85,9 +87,8 @@ export async function uploadSnapshot(options: UploadSnapshotOptions): Promise<Up
   const { settings, key, body, log, signal } = options;
   const action = `upload etcd snapshot file [${key}]`;
   const client = options.client ?? (await createS3Client(settings, { log }));
-  const tempKey = partialKeyFor(settings, key);
   const contentType = contentTypeFor(key);
-  const meter = new Sha256Meter();
+  const meter = new Sha256Meter(options.size);
 
   // Remember a failure of the source itself, to blame it rather than S3. `pipe`, not pipeline:
   // a failure on the S3 side must not be passed back into the source and look like its own.
@@ -96,60 +97,59 @@ export async function uploadSnapshot(options: UploadSnapshotOptions): Promise<Up
     sourceError ??= error;
     meter.destroy(error);
   });
+  // The meter fails on a byte count other than the size the source promised: also the source's.
+  meter.once('error', (error) => (sourceError ??= error));
 
-  log.info(
-    { bucket: settings.bucket, key, partialKey: tempKey, endpoint: settings.endpoint.url },
-    `invoking uploading backup file [${key}] to s3`,
-  );
-  let tempVersionId: string | undefined;
-  let stored = false;
+  log.info({ bucket: settings.bucket, key, endpoint: settings.endpoint.url }, `invoking uploading backup file [${key}] to s3`);
+  // What this upload put under `key`, to be removed again if it fails.
+  const written: Array<{ versionId?: string }> = [];
   try {
     if (signal?.aborted) throw signal.reason;
     body.pipe(meter);
     const uploaded = await uploadStream(meter, {
       client,
       bucket: settings.bucket,
-      key: tempKey,
+      key,
       contentType,
+      metadata: incompleteUserMetadata(options.metadata, options.size),
       partSize: options.partSize ?? partSizeFor(options.size),
       queueSize: options.queueSize ?? UPLOAD_QUEUE_SIZE,
       ...(signal ? { signal } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       onAbortFailed: (uploadId, error) =>
         log.warn(
-          { bucket: settings.bucket, key: tempKey, uploadId },
-          `could not abort the multipart upload of [${tempKey}] (${scrubSecrets(errorSummary(error), settings)}); ` +
+          { bucket: settings.bucket, key, uploadId },
+          `could not abort the multipart upload of [${key}] (${scrubSecrets(errorSummary(error), settings)}); ` +
             'its parts stay invisible but stored until a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them',
         ),
     });
-    stored = true;
-    // In a versioned bucket a plain delete only hides the partial object; delete its version.
-    tempVersionId = uploaded.versionId;
-    log.debug({ partialKey: tempKey }, 'partial object stored');
+    written.push(uploaded);
     if (sourceError !== undefined) throw sourceError;
 
     const size = meter.bytes;
     const sha256 = meter.sha256;
-    if (options.size !== undefined && size !== options.size) {
-      throw new StorageError(`failed to ${action}: read ${size} bytes from the snapshot, expected ${options.size}`);
-    }
-    const { etag } = await promoteToFinalKey(client, settings, {
-      fromKey: tempKey,
-      toKey: key,
+    log.debug({ key, size, sha256 }, 'content stored; recording its sha256');
+    const copied = await replaceMetadata(client, settings, {
+      key,
+      ...(uploaded.etag !== undefined ? { etag: uploaded.etag } : {}),
       size,
       metadata: buildUserMetadata(options.metadata, { sha256, size }),
       contentType,
       ...(signal ? { signal } : {}),
-      ...options.promote,
+      ...options.metadataCopy,
     });
+    written.push(copied);
     await verifyFinalObject(client, settings, { key, size, sha256, action });
-    await removePartial(client, settings, tempKey, tempVersionId, log);
+    // In a versioned bucket the copy is a new version; the one still marked incomplete goes.
+    if (uploaded.versionId !== undefined && copied.versionId !== undefined && copied.versionId !== uploaded.versionId) {
+      await removeObject(client, settings, key, uploaded.versionId, log);
+    }
     log.info({ bucket: settings.bucket, key, size, sha256 }, `Successfully uploaded [${key}]`);
-    return { key, size, sha256, ...(etag !== undefined ? { etag } : {}) };
+    return { key, size, sha256, ...(copied.etag !== undefined ? { etag: copied.etag } : {}) };
   } catch (error) {
     meter.destroy();
     body.destroy();
-    if (stored) await removePartial(client, settings, tempKey, tempVersionId, log);
+    await removeWritten(client, settings, key, written, log);
     throw uploadFailure(error, { settings, action, sourceError, signal });
   } finally {
     if (options.client === undefined) client.destroy();
@@ -181,7 +181,7 @@ async function verifyFinalObject(
   settings: S3Settings,
   expected: { key: string; size: number; sha256: string; action: string },
 ): Promise<void> {
-  const { HeadObjectCommand, DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+  const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
   const head = await client.send(new HeadObjectCommand({ Bucket: settings.bucket, Key: expected.key }));
   const stored = parseUserMetadata(head.Metadata);
   const problem =
@@ -191,27 +191,47 @@ async function verifyFinalObject(
         ? 'the server did not keep the sha256 metadata (MetadataDirective REPLACE unsupported?)'
         : undefined;
   if (problem === undefined) return;
-  // What sits under the final key can't be trusted; don't leave it for a restore to pick up.
-  await client.send(new DeleteObjectCommand({ Bucket: settings.bucket, Key: expected.key })).catch(() => undefined);
+  // The caller removes it: what sits under the key can't be trusted by a restore.
   throw new StorageError(`failed to ${expected.action}: ${problem}; the object was removed`);
 }
 
-async function removePartial(
+/**
+ * Deletes what a failed upload wrote under `key`: its versions in a versioned bucket (an older
+ * snapshot of the same name becomes current again), else the object.
+ */
+async function removeWritten(
   client: S3Client,
   settings: S3Settings,
-  tempKey: string,
+  key: string,
+  written: Array<{ versionId?: string }>,
+  log: Logger,
+): Promise<void> {
+  if (written.length === 0) return;
+  const versions = written.flatMap((object) => (object.versionId !== undefined ? [object.versionId] : []));
+  if (versions.length === 0) {
+    await removeObject(client, settings, key, undefined, log);
+    return;
+  }
+  for (const versionId of versions) await removeObject(client, settings, key, versionId, log);
+}
+
+async function removeObject(
+  client: S3Client,
+  settings: S3Settings,
+  key: string,
   versionId: string | undefined,
   log: Logger,
 ): Promise<void> {
   const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
   try {
     await client.send(
-      new DeleteObjectCommand({ Bucket: settings.bucket, Key: tempKey, ...(versionId ? { VersionId: versionId } : {}) }),
+      new DeleteObjectCommand({ Bucket: settings.bucket, Key: key, ...(versionId !== undefined ? { VersionId: versionId } : {}) }),
     );
   } catch (error) {
     log.warn(
-      { bucket: settings.bucket, key: tempKey },
-      `could not remove partial upload [${tempKey}] (${scrubSecrets(errorSummary(error), settings)}); it is not a snapshot and can be deleted`,
+      { bucket: settings.bucket, key, ...(versionId !== undefined ? { versionId } : {}) },
+      `could not remove [${key}]${versionId !== undefined ? ` version ${versionId}` : ''} (${scrubSecrets(errorSummary(error), settings)}); ` +
+        'it is marked incomplete, restore refuses it; delete it',
     );
   }
 }

@@ -81,7 +81,7 @@ describe('snapshot-prune', () => {
       `${FOLDER}/${rke('2024-05-03T00:00:00Z')}.zip`,
       `${FOLDER}/2024-05-01T00:00:00Z_etcd.zip`,
       `${FOLDER}/.metadata/${rke('2024-01-01T00:00:00Z')}`,
-      `${FOLDER}/.rke-ts-partial/${rke('2024-01-01T00_00_00Z')}.zip.abc`,
+      `${FOLDER}/.hidden/${rke('2024-01-01T00_00_00Z')}.zip.abc`,
       `other/${rke('2024-01-01T00:00:00Z')}`,
     ]);
     const before = { nodes: cluster.nodes.map((node) => snapshotFiles(cluster, node)), s3: s3Keys() };

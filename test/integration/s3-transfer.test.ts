@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { describeError } from '../../src/errors.js';
@@ -89,14 +89,17 @@ describe('upload and download', () => {
     expect(downloaded.metadata).toMatchObject({ node: 'node-1', clusterName: 'local', size: data.length });
     expect(downloaded.metadata.createdAt?.toISOString()).toBe('2024-05-01T10:00:00.000Z');
     expect((await readAll(downloaded.stream)).equals(data)).toBe(true);
+    // The mark the upload started with is gone once the sha256 is recorded.
+    const head = await client.send(new HeadObjectCommand({ Bucket: settings.bucket, Key: key }));
+    expect(Object.keys(head.Metadata ?? {}).sort()).toEqual(['cluster-name', 'created-at', 'node', 'sha256', 'size']);
     expect(lines.join('')).toContain(`invoking uploading backup file [${key}] to s3`);
     expect(lines.join('')).toContain(`Successfully uploaded [${key}]`);
   });
 
-  it('copies part by part (UploadPartCopy) above the single-copy limit', async () => {
+  it('records the sha256 part by part (UploadPartCopy) above the single-copy limit', async () => {
     const data = pseudoRandomBytes(12 * MiB, 'multipart-copy');
     const key = objectKeyFor(settings, 'big-snapshot');
-    await upload(key, data, { promote: { singleCopyMaxBytes: 4 * MiB, copyPartSize: 5 * MiB } });
+    await upload(key, data, { metadataCopy: { singleCopyMaxBytes: 4 * MiB, copyPartSize: 5 * MiB } });
     const downloaded = await downloadSnapshot({ settings, client, name: 'big-snapshot', log });
     expect(downloaded.sha256).toBe(sha256(data));
     expect((await readAll(downloaded.stream)).equals(data)).toBe(true);
@@ -152,7 +155,8 @@ describe('upload and download', () => {
   it('fails on a size mismatch and on a failing source, leaving nothing under the final key', async () => {
     const data = pseudoRandomBytes(6 * MiB, 'mismatch');
     const key = objectKeyFor(settings, 'size-mismatch');
-    await expect(upload(key, data, { size: data.length + 1 })).rejects.toThrow(/expected 6291457/);
+    await expect(upload(key, data, { size: data.length + 1 })).rejects.toThrow(/reading the snapshot failed: size mismatch: got 6291456 bytes, expected 6291457/);
+    await expect(upload(key, data, { size: data.length - 1 })).rejects.toThrow(/got more than the expected 6291455 bytes/);
 
     const failing = chunkedStream(data, {
       onChunk: (produced) => {
@@ -166,7 +170,7 @@ describe('upload and download', () => {
     const keys = await allKeys();
     expect(keys).not.toContain(key);
     expect(keys).not.toContain(objectKeyFor(settings, 'source-fails'));
-    expect(keys.filter((candidate) => candidate.includes('.rke-ts-partial/'))).toEqual([]);
+    expect(server.pendingMultipartUploads()).toEqual([]);
   });
 
   it('when the source fails after parts were sent, leaves no multipart upload behind', async () => {
@@ -183,6 +187,42 @@ describe('upload and download', () => {
       // multipart.ts lets parts in flight land before aborting.
       expect(server.pendingMultipartUploads()).toEqual([]);
     }
+  });
+
+  it('removes the object when its sha256 cannot be recorded', async () => {
+    const data = pseudoRandomBytes(7 * MiB, 'copy-refused');
+    const key = objectKeyFor(settings, 'copy-refused');
+    // The server refuses the copy that records the metadata (as a bucket policy denying
+    // s3:PutObject with x-amz-copy-source would); everything else goes through.
+    const refusing = await createS3Client(settings, { log, retryPolicy: FAST_RETRY });
+    refusing.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'CopyObjectCommand') {
+          (args.request as { headers: Record<string, string> }).headers.authorization = 'AWS4-HMAC-SHA256 Credential=RKETSTESTACCESSKEY/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00';
+        }
+        return next(args);
+      },
+      { step: 'finalizeRequest', priority: 'low', name: 'refuseCopy' },
+    );
+    try {
+      const error = await upload(key, data, { client: refusing, size: data.length }).catch((caught: unknown) => caught);
+      errorMessages.push(describeError(error));
+      expect(describeError(error)).toMatch(/failed to upload etcd snapshot file \[etcd-snapshots\/copy-refused\]/);
+    } finally {
+      refusing.destroy();
+    }
+    expect(await allKeys()).not.toContain(key);
+    expect(server.pendingMultipartUploads()).toEqual([]);
+  });
+
+  it('refuses to download an object its upload left marked incomplete', async () => {
+    const key = objectKeyFor(settings, 'left-incomplete');
+    await client.send(
+      new PutObjectCommand({ Bucket: settings.bucket, Key: key, Body: Buffer.from('content'), Metadata: { upload: 'incomplete', node: 'node-1' } }),
+    );
+    const error = await downloadSnapshot({ settings, client, name: 'left-incomplete', log }).catch((caught: unknown) => caught);
+    errorMessages.push(describeError(error));
+    expect(describeError(error)).toMatch(/snapshot object \[etcd-snapshots\/left-incomplete\] is marked incomplete/);
   });
 
   it('stops on the abort signal with an interruption error and no object', async () => {
@@ -227,14 +267,14 @@ describe('interoperability with s3cmd', () => {
 });
 
 describe('list and delete', () => {
-  it('lists snapshots with metadata, skipping partial uploads and k3s metadata objects', async () => {
-    for (const key of ['etcd-snapshots/.rke-ts-partial/x.abc', 'etcd-snapshots/.metadata/on-demand-node1-1714557600.zip', 'outside']) {
+  it('lists snapshots with metadata, skipping hidden keys (k3s metadata objects) and keys outside the folder', async () => {
+    for (const key of ['etcd-snapshots/.hidden/x.abc', 'etcd-snapshots/.metadata/on-demand-node1-1714557600.zip', 'outside']) {
       await client.send(new PutObjectCommand({ Bucket: settings.bucket, Key: key, Body: 'x' }));
     }
     const snapshots = await listSnapshots(settings, { client });
     const names = snapshots.map((snapshot) => snapshot.name);
     expect(names).toEqual(expect.arrayContaining(['rke_etcd_snapshot_2024-05-01T12:00:00+02:00.zip', 'on-demand-node1-1714557600.zip']));
-    expect(names.some((name) => name.includes('.rke-ts-partial') || name.includes('.metadata') || name === 'outside')).toBe(false);
+    expect(names.some((name) => name.includes('.hidden') || name.includes('.metadata') || name === 'outside')).toBe(false);
     const ours = snapshots.find((snapshot) => snapshot.name === 'big-snapshot');
     expect(ours?.metadata.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(ours?.size).toBe(12 * MiB);

@@ -7,7 +7,9 @@
  * - it does not verify AWS Signature V4 (it accepts any secret): a middleware verifies it, so
  *   a wrong secret key gets SignatureDoesNotMatch like on real S3;
  * - it lacks UploadPartCopy and AbortMultipartUpload: middlewares implement them on s3rver's
- *   own store.
+ *   own store;
+ * - it reads x-amz-copy-source with decodeURI, which leaves %2B, %3A... encoded, where S3
+ *   decodes them: a middleware hands s3rver the header in a form its decodeURI reads right.
  *
  * Also here: a TCP proxy that drops connections mid-stream, and a CONNECT proxy.
  */
@@ -97,6 +99,11 @@ async function uploadPartCopy(ctx, next) {
   ctx.type = 'application/xml';
   ctx.body = '<?xml version="1.0" encoding="UTF-8"?><CopyPartResult><ETag>"' + md5 + '"</ETag><LastModified>' + new Date().toISOString() + '</LastModified></CopyPartResult>';
 }
+async function decodeCopySource(ctx, next) {
+  const source = ctx.get('x-amz-copy-source');
+  if (source) ctx.req.headers['x-amz-copy-source'] = encodeURI(decodeURIComponent(source));
+  return next();
+}
 async function abortMultipartUpload(ctx, next) {
   if (ctx.method !== 'DELETE' || !('uploadId' in ctx.query)) return next();
   const uploads = ctx.store.getResourcePath(ctx.path.split('/')[1], undefined, 'uploads');
@@ -105,7 +112,7 @@ async function abortMultipartUpload(ctx, next) {
 }
 const start = async (extra) => {
   const server = new S3rver({ address: '127.0.0.1', directory: cfg.directory, silent: true, configureBuckets: cfg.buckets.map((name) => ({ name })), ...extra });
-  server.middleware.unshift(verifySigV4, uploadPartCopy, abortMultipartUpload);
+  server.middleware.unshift(verifySigV4, decodeCopySource, uploadPartCopy, abortMultipartUpload);
   return (await server.run()).port;
 };
 const httpPort = await start({ port: cfg.httpPort });

@@ -98,7 +98,10 @@ describe('snapshot-list rendering', () => {
       kind: 's3',
       place: 's3://b/f/',
       ok: true,
-      value: [file({ name: '2024-05-01T00:00:00Z_etcd.zip', kind: 's3', location: 's3://b/f/2024-05-01T00:00:00Z_etcd.zip', size: 90 })],
+      value: [
+        file({ name: '2024-05-01T00:00:00Z_etcd.zip', kind: 's3', location: 's3://b/f/2024-05-01T00:00:00Z_etcd.zip', size: 90 }),
+        file({ name: 'interrupted', kind: 's3', location: 's3://b/f/interrupted', modified: new Date('2024-05-03T00:00:00Z'), incomplete: true }),
+      ],
     },
   ];
   const listing = buildListing(results);
@@ -108,6 +111,7 @@ describe('snapshot-list rendering', () => {
       ['file://10.0.0.1/opt/rke/etcd-snapshots/2024-05-01T00:00:00Z_etcd.zip', '2024-05-01T00:00:00.000Z', 'name', ['10.0.0.1']],
       ['s3://b/f/2024-05-01T00:00:00Z_etcd.zip', '2024-05-01T00:00:00.000Z', 'name', ['10.0.0.1']],
       ['file://10.0.0.1/opt/rke/etcd-snapshots/before-upgrade', '2024-05-02T00:00:00.000Z', 'modified', ['10.0.0.1']],
+      ['s3://b/f/interrupted', '2024-05-03T00:00:00.000Z', 'modified', []],
     ]);
     expect(listing.unreachable).toEqual([{ place: 'node 10.0.0.2', error: 'ssh: connect ECONNREFUSED' }]);
   });
@@ -119,6 +123,8 @@ describe('snapshot-list rendering', () => {
     expect(lines[1]).toContain('bbbbbbbbbbbb  10.0.0.1');
     expect(lines[1]).not.toContain('b'.repeat(13));
     expect(lines[2]).toMatch(/ 90 +2024-05-01T00:00:00Z +- +10\.0\.0\.1$/);
+    // An upload that never recorded its sha256 says so instead of a blank.
+    expect(lines[4]).toMatch(/^interrupted +s3:\/\/b\/f\/interrupted +100 +2024-05-03T00:00:00Z +incomplete +-$/);
     expect(lines.at(-1)).toBe('UNREACHABLE node 10.0.0.2: ssh: connect ECONNREFUSED');
   });
 

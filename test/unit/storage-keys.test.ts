@@ -8,10 +8,9 @@ import {
   isInternalKey,
   normalizeFolder,
   objectKeyFor,
-  partialKeyFor,
   snapshotNameFromKey,
 } from '../../src/storage/keys.js';
-import { buildUserMetadata, parseUserMetadata } from '../../src/storage/metadata.js';
+import { buildUserMetadata, incompleteUserMetadata, parseUserMetadata } from '../../src/storage/metadata.js';
 import { partSizeFor } from '../../src/storage/upload.js';
 
 describe('object keys', () => {
@@ -34,19 +33,13 @@ describe('object keys', () => {
     expect(normalizeFolder('a/b/')).toBe('a/b');
   });
 
-  it('puts partial uploads in a hidden folder with a plain, unique name', () => {
-    const key = partialKeyFor({ folder: '/prod/' }, 'prod/rke_etcd_snapshot_2024-05-01T12:00:00+02:00.zip', 'abc123');
-    expect(key).toBe('prod/.rke-ts-partial/rke_etcd_snapshot_2024-05-01T12_00_00_02_00.zip.abc123');
-    expect(partialKeyFor({ folder: '' }, 'a.zip')).toMatch(/^\.rke-ts-partial\/a\.zip\.[0-9a-f]{12}$/);
-    expect(partialKeyFor({ folder: '' }, 'a.zip')).not.toBe(partialKeyFor({ folder: '' }, 'a.zip'));
-  });
-
   it('maps keys back to names and skips internal objects', () => {
     const settings = { folder: 'rke' };
     expect(snapshotNameFromKey(settings, 'rke/snap.zip')).toBe('snap.zip');
     expect(snapshotNameFromKey(settings, 'other/snap.zip')).toBeUndefined();
-    expect(isInternalKey(settings, 'rke/.rke-ts-partial/snap.zip.123')).toBe(true);
     expect(isInternalKey(settings, 'rke/.metadata/snap')).toBe(true);
+    expect(isInternalKey(settings, 'rke/.hidden-upload/snap.zip.123')).toBe(true);
+    expect(isInternalKey(settings, 'rke/.snap.zip')).toBe(true);
     expect(isInternalKey(settings, 'rke/snap.zip')).toBe(false);
     expect(isInternalKey({ folder: '' }, 'snap')).toBe(false);
   });
@@ -74,6 +67,16 @@ describe('snapshot metadata', () => {
     expect(buildUserMetadata({ node: 'nœud', clusterName: 'c', createdAt }, { sha256: 'b'.repeat(64), size: 1 }).node).toBe(
       'n%C5%93ud',
     );
+  });
+
+  it('marks an upload incomplete until its sha256 is recorded', () => {
+    const createdAt = new Date('2024-05-01T10:00:00.000Z');
+    const raw = incompleteUserMetadata({ node: 'node-1', clusterName: 'prod', createdAt }, 42);
+    expect(raw).toEqual({ upload: 'incomplete', size: '42', node: 'node-1', 'cluster-name': 'prod', 'created-at': '2024-05-01T10:00:00.000Z' });
+    expect(parseUserMetadata(raw)).toEqual({ incomplete: true, size: 42, node: 'node-1', clusterName: 'prod', createdAt });
+    expect(incompleteUserMetadata({ node: 'n', clusterName: 'c', createdAt }, undefined)).not.toHaveProperty('size');
+    expect(parseUserMetadata({ Upload: 'Incomplete' })).toEqual({ incomplete: true });
+    expect(parseUserMetadata({ upload: 'done' })).toEqual({});
   });
 });
 
