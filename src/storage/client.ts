@@ -40,7 +40,7 @@ export async function createS3Client(settings: S3Settings, options: S3ClientOpti
   const retryPolicy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
   const log = options.log;
 
-  return new S3Client({
+  const client = new S3Client({
     region: settings.region,
     // For the global AWS endpoint let the SDK choose the regional one (see isAwsGlobalEndpoint).
     ...(isAwsGlobalEndpoint(settings.endpoint) ? {} : { endpoint: settings.endpoint.url }),
@@ -80,6 +80,30 @@ export async function createS3Client(settings: S3Settings, options: S3ClientOpti
     // A wrong --region on AWS answers 301; follow it instead of failing with a riddle.
     followRegionRedirects: true,
   });
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      useUnsignedPayloadOverTls(context.commandName, args.request);
+      return next(args);
+    },
+    { step: 'build', name: 'rkeTsUnsignedPayloadOverTls' },
+  );
+  return client;
+}
+
+/** Requests whose body is snapshot data. */
+const DATA_COMMANDS = new Set(['UploadPartCommand', 'PutObjectCommand']);
+
+/**
+ * Over TLS, snapshot data is sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD`, as awscli and
+ * minio-go (RKE's and k3s's client) do: TLS already protects the bytes in transit, and the SDK
+ * would otherwise hash every part once more, about a second of CPU per GiB. Over plain HTTP the
+ * signed hash is all S3 has to reject a part damaged on the way, so it stays.
+ */
+function useUnsignedPayloadOverTls(commandName: string | undefined, request: unknown): void {
+  const http = request as { protocol?: string; headers?: Record<string, string> };
+  if (DATA_COMMANDS.has(commandName ?? '') && http.protocol === 'https:' && http.headers) {
+    http.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+  }
 }
 
 async function createAgents(settings: S3Settings): Promise<{ httpAgent: HttpAgent; httpsAgent: HttpsAgent }> {
