@@ -7,6 +7,7 @@
  * snapshot (memory must not grow with size).
  *
  *   npx tsx bench/s3-upload.ts          (BENCH_MB=1024 by default; BENCH_SMALL_MB=100)
+ *   BENCH_TLS=1 npx tsx bench/s3-upload.ts   (both clients over HTTPS, the server's test CA trusted)
  */
 import { statSync } from 'node:fs';
 import { CLI } from '../test/support/cli.js';
@@ -17,6 +18,7 @@ import { runMeasured } from './rss.js';
 
 const largeMiB = envNumber('BENCH_MB', 1024);
 const smallMiB = envNumber('BENCH_SMALL_MB', 100);
+const overTls = process.env.BENCH_TLS === '1';
 
 const server = await startS3Server({ buckets: ['bench'] });
 let cluster: TestCluster | undefined;
@@ -24,7 +26,10 @@ try {
   cluster = await startTestCluster({ name: 'bench-s3', slot: 12, nodes: 1, image: 'distroless' });
   const node = cluster.node(1);
   const config = cluster.writeClusterYml();
-  const s3Flags = ['--s3', '--s3-endpoint', server.endpoint, '--bucket-name', 'bench', '--access-key', server.accessKey, '--s3-secret-key', server.secretKey];
+  const endpoint = overTls ? server.httpsEndpoint : server.endpoint;
+  const tlsFlags = overTls ? ['--s3-endpoint-ca', server.caFile] : [];
+  const s3Flags = ['--s3', '--s3-endpoint', endpoint, ...tlsFlags, '--bucket-name', 'bench', '--access-key', server.accessKey, '--s3-secret-key', server.secretKey];
+  console.log(`S3 endpoint: ${endpoint}`);
   const awsEnv = { ...process.env, AWS_ACCESS_KEY_ID: server.accessKey, AWS_SECRET_ACCESS_KEY: server.secretKey, AWS_DEFAULT_REGION: 'us-east-1' };
 
   let grown = 0;
@@ -39,7 +44,7 @@ try {
     const mib = bytes / 1024 / 1024;
 
     const ours = { ms: uploadMs(save.stderr) };
-    const aws = await timed(() => run('aws', ['--endpoint-url', server.endpoint, 's3', 'cp', '--only-show-errors', file, `s3://bench/awscli-${name}`], { env: awsEnv, maxBuffer: 1 << 20 }));
+    const aws = await timed(() => run('aws', ['--endpoint-url', endpoint, ...(overTls ? ['--ca-bundle', server.caFile] : []), 's3', 'cp', '--only-show-errors', file, `s3://bench/awscli-${name}`], { env: awsEnv, maxBuffer: 1 << 20 }));
     const oursRate = mib / (ours.ms / 1000);
     const awsRate = mib / (aws.ms / 1000);
     console.log(`${label} snapshot: ${mib.toFixed(0)} MiB`);

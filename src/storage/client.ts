@@ -4,6 +4,7 @@
  */
 import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
+import { Readable } from 'node:stream';
 
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
@@ -82,37 +83,70 @@ export async function createS3Client(settings: S3Settings, options: S3ClientOpti
   });
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      useUnsignedPayloadOverTls(context.commandName, args.request);
+      if (isDataOverTls(context.commandName, args.request)) args.request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
       return next(args);
     },
     { step: 'build', name: 'rkeTsUnsignedPayloadOverTls' },
+  );
+  // Innermost, so that every attempt of a retried request gets a fresh stream of its buffer.
+  client.middlewareStack.add(
+    (next, context) => async (args) =>
+      isDataOverTls(context.commandName, args.request) && Buffer.isBuffer(args.request.body)
+        ? next({ ...args, request: withBody(args.request, slicesOf(args.request.body)) })
+        : next(args),
+    { step: 'deserialize', name: 'rkeTsSlicedBodyOverTls' },
   );
   return client;
 }
 
 /** Requests whose body is snapshot data. */
 const DATA_COMMANDS = new Set(['UploadPartCommand', 'PutObjectCommand']);
+/** Bytes handed to a TLS socket at a time. */
+const TLS_SLICE_BYTES = 256 * 1024;
+
+interface OutgoingRequest {
+  protocol: string;
+  headers: Record<string, string>;
+  body?: unknown;
+}
 
 /**
- * Over TLS, snapshot data is sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD`, as awscli and
- * minio-go (RKE's and k3s's client) do: TLS already protects the bytes in transit, and the SDK
- * would otherwise hash every part once more, about a second of CPU per GiB. Over plain HTTP the
- * signed hash is all S3 has to reject a part damaged on the way, so it stays.
+ * Snapshot data over TLS differs in two ways from plain HTTP:
+ * - it is sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD`, as awscli and minio-go (RKE's and
+ *   k3s's client) do: TLS already protects the bytes in transit, and the SDK would otherwise hash
+ *   every part once more, about a second of CPU per GiB. Over plain HTTP the signed hash is all
+ *   S3 has to reject a part damaged on the way, so it stays;
+ * - a part is handed to the socket in slices: written whole, TLS encrypts all of it at once
+ *   into a buffer of its own, a copy of every part in flight (~30 MiB more at peak).
  */
-function useUnsignedPayloadOverTls(commandName: string | undefined, request: unknown): void {
-  const http = request as { protocol?: string; headers?: Record<string, string> };
-  if (DATA_COMMANDS.has(commandName ?? '') && http.protocol === 'https:' && http.headers) {
-    http.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-  }
+function isDataOverTls(commandName: string | undefined, request: unknown): request is OutgoingRequest {
+  const http = request as Partial<OutgoingRequest>;
+  return DATA_COMMANDS.has(commandName ?? '') && http.protocol === 'https:' && http.headers !== undefined;
+}
+
+function slicesOf(buffer: Buffer): Readable {
+  return Readable.from(
+    (function* () {
+      for (let offset = 0; offset < buffer.length; offset += TLS_SLICE_BYTES) yield buffer.subarray(offset, offset + TLS_SLICE_BYTES);
+    })(),
+    { objectMode: false },
+  );
+}
+
+/** The same request (class and all) with another body. */
+function withBody<T extends object>(request: T, body: Readable): T {
+  return Object.assign(Object.create(Object.getPrototypeOf(request) as object) as T, request, { body });
 }
 
 async function createAgents(settings: S3Settings): Promise<{ httpAgent: HttpAgent; httpsAgent: HttpsAgent }> {
+  const tls = await import('node:tls');
   const tlsOptions = {
     rejectUnauthorized: !settings.skipSslVerify,
     // Node's `ca` replaces its bundled roots; keep them so a custom CA adds trust, not swaps it
-    // (a proxy or AWS endpoint with a public certificate keeps working).
+    // (a proxy or AWS endpoint with a public certificate keeps working). One context for all
+    // connections: a `ca` option would parse the whole list again for each.
     ...(settings.caCertificates.length > 0
-      ? { ca: [...(await import('node:tls')).rootCertificates, ...settings.caCertificates] }
+      ? { secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, ...settings.caCertificates] }) }
       : {}),
   };
   if (settings.proxy) {
