@@ -9,7 +9,6 @@ export type { CredentialSource, ResolveS3SettingsInput, S3Settings } from './set
 export type { BucketLookup, BucketLookupType, ParsedEndpoint } from './endpoint.js';
 export { parseGoDuration, formatDuration } from './go-duration.js';
 export {
-  K3S_METADATA_DIR,
   contentTypeFor,
   folderPrefix,
   normalizeFolder,

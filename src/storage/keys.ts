@@ -4,9 +4,6 @@
  */
 import { UsageError } from '../errors.js';
 
-/** k3s's sidecar metadata objects (`folder/.metadata/<name>`); listings skip it. */
-export const K3S_METADATA_DIR = '.metadata';
-
 /** "/backups//rke/" → "backups/rke". */
 export function normalizeFolder(folder: string): string {
   return folder
