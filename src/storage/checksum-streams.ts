@@ -24,7 +24,7 @@ export class Sha256Meter extends Transform {
     this.hash.update(chunk);
     this.byteCount += chunk.length;
     if (this.expectedSize !== undefined && this.byteCount > this.expectedSize) {
-      callback(this.sizeMismatch(`more than the expected ${this.expectedSize} bytes`));
+      callback(this.sizeMismatch(`got more than the expected ${this.expectedSize} bytes`));
       return;
     }
     callback(null, chunk);
@@ -32,16 +32,17 @@ export class Sha256Meter extends Transform {
 
   override _flush(callback: TransformCallback): void {
     if (this.expectedSize !== undefined && this.byteCount !== this.expectedSize) {
-      callback(this.sizeMismatch(`${this.byteCount} bytes, expected ${this.expectedSize}`));
+      callback(this.sizeMismatch(`got ${this.byteCount} bytes, expected ${this.expectedSize}`));
       return;
     }
     this.digest = this.hash.digest('hex');
     callback();
   }
 
-  private sizeMismatch(detail: string): Error {
+  /** The error for a byte count other than the expected size; `detail` says both. */
+  protected sizeMismatch(detail: string): Error {
     // Named for the one-line summary: "...: size mismatch: got N bytes, expected M; ...".
-    return Object.assign(new Error(`got ${detail}; the file changed while it was read`), { name: 'size mismatch' });
+    return Object.assign(new Error(`${detail}; the file changed while it was read`), { name: 'size mismatch' });
   }
 
   get bytes(): number {
@@ -68,36 +69,28 @@ export interface ExpectedContent {
  * metadata promises, and fails the stream at its end on a mismatch. Consumers that write to a
  * temp file and rename on success therefore never keep a corrupted snapshot.
  */
-export class VerifyingStream extends Transform {
-  private readonly hash: Hash = createHash('sha256');
-  private byteCount = 0;
-
+export class VerifyingStream extends Sha256Meter {
   constructor(private readonly expected: ExpectedContent) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
-    this.byteCount += chunk.length;
-    if (this.byteCount > this.expected.size) {
-      callback(this.mismatch('size', `more than the expected ${this.expected.size} bytes`));
-      return;
-    }
-    callback(null, chunk);
+    super(expected.size);
   }
 
   override _flush(callback: TransformCallback): void {
-    const { size, sha256 } = this.expected;
-    if (this.byteCount !== size) {
-      callback(this.mismatch('size', `got ${this.byteCount} bytes, expected ${size}`));
-      return;
-    }
-    const actual = this.hash.digest('hex');
-    if (sha256 !== undefined && actual !== sha256.toLowerCase()) {
-      callback(this.mismatch('checksum', `sha256 is ${actual}, expected ${sha256}`));
-      return;
-    }
-    callback();
+    super._flush((error) => {
+      if (error) {
+        callback(error);
+        return;
+      }
+      const { sha256 } = this.expected;
+      if (sha256 !== undefined && this.sha256 !== sha256.toLowerCase()) {
+        callback(this.mismatch('checksum', `sha256 is ${this.sha256}, expected ${sha256}`));
+        return;
+      }
+      callback();
+    });
+  }
+
+  protected override sizeMismatch(detail: string): StorageError {
+    return this.mismatch('size', detail);
   }
 
   private mismatch(what: 'size' | 'checksum', detail: string): StorageError {

@@ -198,7 +198,7 @@ describe('upload and download', () => {
     refusing.middlewareStack.add(
       (next, context) => async (args) => {
         if (context.commandName === 'CopyObjectCommand') {
-          (args.request as { headers: Record<string, string> }).headers.authorization = 'AWS4-HMAC-SHA256 Credential=RKETSTESTACCESSKEY/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00';
+          (args.request as { headers: Record<string, string> }).headers.authorization = `AWS4-HMAC-SHA256 Credential=${server.accessKey}/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00`;
         }
         return next(args);
       },
