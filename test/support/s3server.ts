@@ -41,6 +41,8 @@ export interface TestS3Server {
   bucket: string;
   /** s3rver's storage directory. */
   directory: string;
+  /** Process id of the server while it runs (benchmarks read its CPU time). */
+  pid(): number | undefined;
   /** Where s3rver keeps an object's bytes on disk (for corruption tests). */
   objectFile(key: string, bucket?: string): string;
   /** Ids of multipart uploads neither completed nor aborted. */
@@ -198,6 +200,7 @@ export async function startS3Server(options: { buckets?: string[] } = {}): Promi
     secretKey: config.secretKey,
     bucket: buckets[0] ?? 'snapshots',
     directory: config.directory,
+    pid: () => child?.pid,
     objectFile: (key, bucket = buckets[0] ?? 'snapshots') => {
       const parts = key.split('/');
       const last = parts.pop() ?? '';
