@@ -45,6 +45,7 @@ try {
   const config = cluster.writeClusterYml();
   const endpoint = overTls ? server.httpsEndpoint : server.endpoint;
   const tlsFlags = overTls ? ['--s3-endpoint-ca', server.caFile] : [];
+  const awsTlsFlags = overTls ? ['--ca-bundle', server.caFile] : [];
   const s3Flags = ['--s3', '--s3-endpoint', endpoint, ...tlsFlags, '--bucket-name', 'bench', '--access-key', server.accessKey, '--s3-secret-key', server.secretKey];
   console.log(`S3 endpoint: ${endpoint}`);
   const awsEnv = { ...process.env, AWS_ACCESS_KEY_ID: server.accessKey, AWS_SECRET_ACCESS_KEY: server.secretKey, AWS_DEFAULT_REGION: 'us-east-1' };
@@ -71,8 +72,7 @@ try {
     await run('sync', []);
     const serverBefore = serverCpu();
     const start = Date.now();
-    const caFlags = overTls ? ['--ca-bundle', server.caFile] : [];
-    const aws = await runMeasured('aws', ['--endpoint-url', endpoint, ...caFlags, 's3', 'cp', '--only-show-errors', snapshotFile(name), `s3://bench/awscli-${name}`], awsEnv);
+    const aws = await runMeasured('aws', ['--endpoint-url', endpoint, ...awsTlsFlags, 's3', 'cp', '--only-show-errors', snapshotFile(name), `s3://bench/awscli-${name}`], awsEnv);
     if (aws.code !== 0) throw new Error(`aws s3 cp failed: ${aws.stderr}`);
     return {
       seconds: aws.wallMs / 1000,
@@ -85,7 +85,7 @@ try {
   /** Keeps the disks from filling up over the rounds. */
   const removeCopies = async (name: string) => {
     rmSync(snapshotFile(name), { force: true });
-    for (const key of [name, `awscli-${name}`]) await run('aws', ['--endpoint-url', endpoint, ...(overTls ? ['--ca-bundle', server.caFile] : []), 's3', 'rm', '--only-show-errors', `s3://bench/${key}`], { env: awsEnv });
+    for (const key of [name, `awscli-${name}`]) await run('aws', ['--endpoint-url', endpoint, ...awsTlsFlags, 's3', 'rm', '--only-show-errors', `s3://bench/${key}`], { env: awsEnv });
   };
 
   const describe = (label: string, upload: Upload, mib: number) =>
@@ -120,9 +120,11 @@ try {
   const theirSeconds = median(theirs.map((upload) => upload.seconds));
   const largePeak = Math.max(...ours.map((upload) => upload.peakRssMiB));
   const perGiB = (uploads: Upload[], pick: (upload: Upload) => number) => ((median(uploads.map(pick)) / largeMib) * 1024).toFixed(1);
+  const cpuPerGiB = (uploads: Upload[]) =>
+    `CPU s/GiB: client ${perGiB(uploads, (upload) => upload.cpu)}, S3 server ${perGiB(uploads, (upload) => upload.serverCpu)}, machine ${perGiB(uploads, (upload) => upload.machineCpu)}`;
   console.log(`summary, ${largeMib.toFixed(0)} MiB snapshot, medians of ${rounds} rounds:`);
-  console.log(`  upload, rke-ts (node → SSH → Docker archive → S3): ${oursSeconds.toFixed(1)} s = ${(largeMib / oursSeconds).toFixed(0)} MiB/s, CPU ${perGiB(ours, (upload) => upload.cpu)} s/GiB`);
-  console.log(`  upload, awscli s3 cp (local file → S3):            ${theirSeconds.toFixed(1)} s = ${(largeMib / theirSeconds).toFixed(0)} MiB/s, CPU ${perGiB(theirs, (upload) => upload.cpu)} s/GiB`);
+  console.log(`  upload, rke-ts (node → SSH → Docker archive → S3): ${oursSeconds.toFixed(1)} s = ${(largeMib / oursSeconds).toFixed(0)} MiB/s, ${cpuPerGiB(ours)}`);
+  console.log(`  upload, awscli s3 cp (local file → S3):            ${theirSeconds.toFixed(1)} s = ${(largeMib / theirSeconds).toFixed(0)} MiB/s, ${cpuPerGiB(theirs)}`);
   console.log(`  throughput ratio rke-ts/awscli: ${(theirSeconds / oursSeconds).toFixed(2)}× (target ≥ 0.80×)`);
   console.log(`  peak RSS of snapshot-save --s3: ${largePeak.toFixed(0)} MiB large, ${small.peakRssMiB.toFixed(0)} MiB small (target ≤ 150, within 10%)`);
   machine.stop();
