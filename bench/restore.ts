@@ -25,7 +25,7 @@ import { type NodeSession, openSession } from '../src/run/sessions.js';
 import { CLI } from '../test/support/cli.js';
 import { type TestCluster, startTestCluster } from '../test/support/cluster.js';
 import { envNumber, growEtcd, median, run, timed } from './common.js';
-import { runMeasured } from './rss.js';
+import { runMeasured } from './measure.js';
 
 const megabytes = envNumber('BENCH_MB', 1024);
 const rounds = envNumber('BENCH_ROUNDS', 3);

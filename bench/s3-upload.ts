@@ -19,7 +19,7 @@ import { CLI } from '../test/support/cli.js';
 import { type TestCluster, startTestCluster } from '../test/support/cluster.js';
 import { startS3Server } from '../test/support/s3server.js';
 import { envNumber, growEtcd, median, run } from './common.js';
-import { cpuTime, runMeasured, sampleMachineBusy } from './rss.js';
+import { cpuTime, runMeasured, sampleMachineBusy } from './measure.js';
 
 const largeMiB = envNumber('BENCH_MB', 1024);
 const smallMiB = envNumber('BENCH_SMALL_MB', 100);
