@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { processStatFields } from '../src/lock.js';
 
 export interface ProcessRun {
   code: number;
@@ -25,15 +26,9 @@ function highWaterMark(pid: number): number | undefined {
 
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuTime(pid: number): number | undefined {
-  try {
-    // The command name (field 2) may contain spaces; fields after its closing parenthesis are fixed.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-  } catch {
-    return undefined;
-  }
+  const fields = processStatFields(pid);
+  // utime and stime are fields 14 and 15.
+  return fields ? (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND : undefined;
 }
 
 /** CPU seconds all cores of this machine have been busy since boot (not idle, not waiting for I/O). */

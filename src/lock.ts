@@ -72,15 +72,23 @@ export function processIsAlive(pid: number): boolean {
   }
 }
 
-/** When a running process started, in clock ticks since boot (Linux); undefined elsewhere or if gone. */
-export function processStartTime(pid: number): string | undefined {
+/**
+ * The fields of /proc/<pid>/stat from field 3 (state) on, so field N is at index N - 3 (Linux);
+ * undefined elsewhere or if the process is gone. The command name before them, in parentheses,
+ * may contain spaces; the fields after it are plain.
+ */
+export function processStatFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name in parentheses may contain spaces; fields after it are plain. starttime is field 22.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
+}
+
+/** When a running process started, in clock ticks since boot (field 22, starttime). */
+export function processStartTime(pid: number): string | undefined {
+  return processStatFields(pid)?.[19];
 }
 
 /** Candidate lock files for a config path, in order of preference. */
