@@ -10,11 +10,14 @@
  * process), rke-ts and awscli. Single runs swing by a third, so the large snapshot is uploaded
  * in several rounds, both clients in each, with dirty pages flushed before every upload; the
  * ratio is that of the median times. CPU seconds per client show what each costs the machine.
+ * Each round also runs the two legs of rke-ts's upload on their own (bench/s3-stage.ts): its S3
+ * upload of the file awscli reads, and the read of the snapshot out of the node without S3.
  *
  *   npx tsx bench/s3-upload.ts          (BENCH_MB=1024, BENCH_SMALL_MB=100, BENCH_ROUNDS=5)
  *   BENCH_TLS=1 npx tsx bench/s3-upload.ts   (both clients over HTTPS, the server's test CA trusted)
  */
-import { rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { CLI } from '../test/support/cli.js';
 import { type TestCluster, startTestCluster } from '../test/support/cluster.js';
 import { startS3Server } from '../test/support/s3server.js';
@@ -82,10 +85,34 @@ try {
       peakRssMiB: aws.peakRssMiB,
     };
   };
+  /** One leg of rke-ts's upload on its own; its times and CPU come from the leg's own report. */
+  const stageEnv = {
+    ...process.env,
+    BENCH_S3_ENDPOINT: endpoint,
+    BENCH_S3_BUCKET: 'bench',
+    BENCH_S3_ACCESS_KEY: server.accessKey,
+    BENCH_S3_SECRET_KEY: server.secretKey,
+    ...(overTls ? { BENCH_S3_CA: server.caFile } : {}),
+  };
+  const stage = async (args: string[]): Promise<Upload> => {
+    await run('sync', []);
+    const serverBefore = serverCpu();
+    const leg = await runMeasured(process.execPath, [...productNodeFlags(), '--import', 'tsx', STAGE_SCRIPT, ...args], stageEnv);
+    if (leg.code !== 0) throw new Error(`s3-stage ${args[0]} failed: ${leg.stderr}`);
+    const report = JSON.parse(leg.stderr.trim().split('\n').at(-1)!) as { start: number; end: number; cpuSeconds: number };
+    return {
+      seconds: (report.end - report.start) / 1000,
+      cpu: report.cpuSeconds,
+      serverCpu: serverCpu() - serverBefore,
+      machineCpu: machine.between(report.start, report.end),
+      peakRssMiB: leg.peakRssMiB,
+    };
+  };
+
   /** Keeps the disks from filling up over the rounds. */
   const removeCopies = async (name: string) => {
     rmSync(snapshotFile(name), { force: true });
-    for (const key of [name, `awscli-${name}`]) await run('aws', ['--endpoint-url', endpoint, ...awsTlsFlags, 's3', 'rm', '--only-show-errors', `s3://bench/${key}`], { env: awsEnv });
+    for (const key of [name, `awscli-${name}`, `s3-path-${name}`]) await run('aws', ['--endpoint-url', endpoint, ...awsTlsFlags, 's3', 'rm', '--only-show-errors', `s3://bench/${key}`], { env: awsEnv });
   };
 
   const describe = (label: string, upload: Upload, mib: number) =>
@@ -104,16 +131,22 @@ try {
   await growEtcd(cluster, largeMiB - smallMiB, smallMiB);
   const ours: Upload[] = [];
   const theirs: Upload[] = [];
+  const s3Legs: Upload[] = [];
+  const nodeLegs: Upload[] = [];
   let largeMib = 0;
   for (let round = 1; round <= rounds; round++) {
     const name = `bench-large-${round}`;
     ours.push(await rkeTsUpload(name));
     largeMib = statSync(snapshotFile(name)).size / 1024 / 1024;
     theirs.push(await awsUpload(name));
+    s3Legs.push(await stage(['s3-from-file', snapshotFile(name), `s3-path-${name}`]));
+    nodeLegs.push(await stage(['read-from-node', config, name]));
     await removeCopies(name);
     console.log(`large snapshot, round ${round}: ${largeMib.toFixed(0)} MiB`);
     console.log(describe('rke-ts:', ours.at(-1)!, largeMib));
     console.log(describe('awscli:', theirs.at(-1)!, largeMib));
+    console.log(describe('rke-ts S3 leg, local file:', s3Legs.at(-1)!, largeMib));
+    console.log(describe('rke-ts node leg, no S3:', nodeLegs.at(-1)!, largeMib));
   }
 
   const oursSeconds = median(ours.map((upload) => upload.seconds));
@@ -126,11 +159,24 @@ try {
   console.log(`  upload, rke-ts (node → SSH → Docker archive → S3): ${oursSeconds.toFixed(1)} s = ${(largeMib / oursSeconds).toFixed(0)} MiB/s, ${cpuPerGiB(ours)}`);
   console.log(`  upload, awscli s3 cp (local file → S3):            ${theirSeconds.toFixed(1)} s = ${(largeMib / theirSeconds).toFixed(0)} MiB/s, ${cpuPerGiB(theirs)}`);
   console.log(`  throughput ratio rke-ts/awscli: ${(theirSeconds / oursSeconds).toFixed(2)}× (target ≥ 0.80×)`);
+  const s3LegSeconds = median(s3Legs.map((upload) => upload.seconds));
+  const nodeLegSeconds = median(nodeLegs.map((upload) => upload.seconds));
+  console.log('  the two legs of rke-ts\'s upload, each on its own:');
+  console.log(`    S3 leg, the file awscli reads → S3: ${s3LegSeconds.toFixed(1)} s = ${(largeMib / s3LegSeconds).toFixed(0)} MiB/s, ratio to awscli ${(theirSeconds / s3LegSeconds).toFixed(2)}×, ${cpuPerGiB(s3Legs)}`);
+  console.log(`    node leg, node → SSH → Docker archive → sha256, no S3: ${nodeLegSeconds.toFixed(1)} s = ${(largeMib / nodeLegSeconds).toFixed(0)} MiB/s, ${cpuPerGiB(nodeLegs)}`);
   console.log(`  peak RSS of snapshot-save --s3: ${largePeak.toFixed(0)} MiB large, ${small.peakRssMiB.toFixed(0)} MiB small (target ≤ 150, within 10%)`);
   machine.stop();
 } finally {
   await cluster?.down();
   await server.stop();
+}
+
+const STAGE_SCRIPT = fileURLToPath(new URL('./s3-stage.ts', import.meta.url));
+
+/** The Node flags bin/rke-ts.js starts with (its shebang line), so that a leg runs like the product. */
+function productNodeFlags(): string[] {
+  const shebang = readFileSync(CLI, 'utf8').split('\n')[0]!;
+  return shebang.split(/\s+/).filter((word) => word.startsWith('--'));
 }
 
 /** Times (ms since the epoch) of the first "Uploading snapshot" log line and of "Finished uploading". */
