@@ -16,7 +16,7 @@ import { readClusterConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log/logger.js';
 import { runOnce } from '../src/node/containers.js';
 import { restoreIntoWorkDir, startRestoredEtcd, stopEtcd, swapDataDir } from '../src/node/etcd-data.js';
-import { etcdImage } from '../src/plan/etcd.js';
+import { nodeImages } from '../src/plan/etcd.js';
 import { type RestorePlan, planRestore } from '../src/plan/restore.js';
 import { distributeSnapshot } from '../src/run/restore-distribute.js';
 import { type NodeProgress, waitForHealthyCluster } from '../src/run/restore-plane.js';
@@ -43,7 +43,7 @@ try {
 
   const config = await readClusterConfig(configFile);
   const log = silentLogger();
-  const images = { carrier: etcdImage(config), tools: config.systemImages.alpine };
+  const images = nodeImages(config);
   const removeCopies = async () => {
     for (const node of cluster.nodes.slice(1)) rmSync(cluster.hostPath(node, `/opt/rke/etcd-snapshots/${name}`), { force: true });
     // Each run starts with the previous run's dirty pages on disk, not competing with it.

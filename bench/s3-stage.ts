@@ -18,11 +18,12 @@ import { Writable } from 'node:stream';
 import { readClusterConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log/logger.js';
 import { openSnapshotFile } from '../src/node/files.js';
-import { etcdImage } from '../src/plan/etcd.js';
+import { nodeImages } from '../src/plan/etcd.js';
 import { openSession } from '../src/run/sessions.js';
 import { withEarlyScavenges } from '../src/run/young-generation.js';
 import { Sha256Meter } from '../src/storage/checksum-streams.js';
-import { createS3Client, resolveS3Settings, uploadSnapshot } from '../src/storage/index.js';
+import { createS3Client, uploadSnapshot } from '../src/storage/index.js';
+import { settingsFor } from '../test/support/s3server.js';
 
 const [mode, first, second] = process.argv.slice(2);
 const log = silentLogger();
@@ -37,17 +38,8 @@ async function measured(leg: () => Promise<void>): Promise<void> {
 
 if (mode === 's3-from-file' && first && second) {
   const env = process.env;
-  const settings = resolveS3Settings({
-    flags: {
-      s3: true,
-      endpoint: env.BENCH_S3_ENDPOINT,
-      bucketName: env.BENCH_S3_BUCKET,
-      accessKey: env.BENCH_S3_ACCESS_KEY,
-      secretKey: env.BENCH_S3_SECRET_KEY,
-      ...(env.BENCH_S3_CA ? { endpointCa: env.BENCH_S3_CA } : {}),
-    },
-    env: {},
-  })!;
+  const server = { endpoint: env.BENCH_S3_ENDPOINT ?? '', bucket: env.BENCH_S3_BUCKET ?? '', accessKey: env.BENCH_S3_ACCESS_KEY ?? '', secretKey: env.BENCH_S3_SECRET_KEY ?? '' };
+  const settings = settingsFor(server, env.BENCH_S3_CA ? { endpointCa: env.BENCH_S3_CA } : {});
   const client = await createS3Client(settings, { log });
   try {
     await measured(() =>
@@ -71,7 +63,7 @@ if (mode === 's3-from-file' && first && second) {
   const session = await openSession(config, config.nodes[0]!, { env: process.env, log });
   try {
     await measured(async () => {
-      const file = await openSnapshotFile(session, { carrier: etcdImage(config), tools: config.systemImages.alpine }, second);
+      const file = await openSnapshotFile(session, nodeImages(config), second);
       const drain = new Writable({ write: (_chunk, _encoding, callback) => callback() });
       await pipeline(file.stream, new Sha256Meter(file.size), drain);
       await file.released;

@@ -22,13 +22,14 @@ import { CLI } from '../test/support/cli.js';
 import { type TestCluster, startTestCluster } from '../test/support/cluster.js';
 import { startS3Server } from '../test/support/s3server.js';
 import { envNumber, growEtcd, median, run } from './common.js';
-import { cpuTime, runMeasured, sampleMachineBusy } from './measure.js';
+import { type ProcessRun, cpuTime, runMeasured, sampleMachineBusy } from './measure.js';
 
 const largeMiB = envNumber('BENCH_MB', 1024);
 const smallMiB = envNumber('BENCH_SMALL_MB', 100);
 const rounds = envNumber('BENCH_ROUNDS', 5);
 const overTls = process.env.BENCH_TLS === '1';
 const STAGE_SCRIPT = fileURLToPath(new URL('./s3-stage.ts', import.meta.url));
+const PRODUCT_NODE_FLAGS = productNodeFlags();
 
 interface Upload {
   seconds: number;
@@ -58,35 +59,42 @@ try {
   const machine = sampleMachineBusy();
   const snapshotFile = (name: string) => cluster!.hostPath(node, `/opt/rke/etcd-snapshots/${name}`);
 
+  /**
+   * Runs one client after flushing dirty pages. `span` says when its upload started and ended
+   * (ms since the epoch) and the CPU it used meanwhile, defaulting to the whole process's.
+   */
+  const measureUpload = async (
+    label: string,
+    command: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    span: (measured: ProcessRun, launchedAt: number) => { start: number; end: number; cpuSeconds?: number },
+    withRss = true,
+  ): Promise<Upload> => {
+    await run('sync', []);
+    const serverBefore = serverCpu();
+    const launchedAt = Date.now();
+    const measured = await runMeasured(command, args, env);
+    if (measured.code !== 0) throw new Error(`${label} failed: ${measured.stderr}`);
+    const { start, end, cpuSeconds } = span(measured, launchedAt);
+    return {
+      seconds: (end - start) / 1000,
+      cpu: cpuSeconds ?? measured.cpuSeconds,
+      serverCpu: serverCpu() - serverBefore,
+      machineCpu: machine.between(start, end),
+      ...(withRss ? { peakRssMiB: measured.peakRssMiB } : {}),
+    };
+  };
   /** snapshot-save --s3; the upload's time comes from the log, the CPU from the whole command. */
-  const rkeTsUpload = async (name: string): Promise<Upload> => {
-    await run('sync', []);
-    const serverBefore = serverCpu();
-    const save = await runMeasured(CLI, ['--log-format', 'json', 'etcd', 'snapshot-save', '--config', config, '--name', name, ...s3Flags]);
-    if (save.code !== 0) throw new Error(`snapshot-save failed: ${save.stderr}`);
-    const upload = uploadSpan(save.stderr);
-    return {
-      seconds: (upload.end - upload.start) / 1000,
-      cpu: save.cpuSeconds,
-      serverCpu: serverCpu() - serverBefore,
-      machineCpu: machine.between(upload.start, upload.end),
-      peakRssMiB: save.peakRssMiB,
-    };
-  };
-  const awsUpload = async (name: string): Promise<Upload> => {
-    await run('sync', []);
-    const serverBefore = serverCpu();
-    const start = Date.now();
-    const aws = await runMeasured('aws', ['--endpoint-url', endpoint, ...awsTlsFlags, 's3', 'cp', '--only-show-errors', snapshotFile(name), `s3://bench/awscli-${name}`], awsEnv);
-    if (aws.code !== 0) throw new Error(`aws s3 cp failed: ${aws.stderr}`);
-    return {
-      seconds: aws.wallMs / 1000,
-      cpu: aws.cpuSeconds,
-      serverCpu: serverCpu() - serverBefore,
-      machineCpu: machine.between(start, start + aws.wallMs),
-      peakRssMiB: aws.peakRssMiB,
-    };
-  };
+  const rkeTsUpload = (name: string) =>
+    measureUpload('snapshot-save', CLI, ['--log-format', 'json', 'etcd', 'snapshot-save', '--config', config, '--name', name, ...s3Flags], process.env, (save) =>
+      uploadSpan(save.stderr),
+    );
+  const awsUpload = (name: string) =>
+    measureUpload('aws s3 cp', 'aws', ['--endpoint-url', endpoint, ...awsTlsFlags, 's3', 'cp', '--only-show-errors', snapshotFile(name), `s3://bench/awscli-${name}`], awsEnv, (aws, launchedAt) => ({
+      start: launchedAt,
+      end: launchedAt + aws.wallMs,
+    }));
   /** One leg of rke-ts's upload on its own; its times and CPU come from the leg's own report. */
   const stageEnv = {
     ...process.env,
@@ -96,24 +104,21 @@ try {
     BENCH_S3_SECRET_KEY: server.secretKey,
     ...(overTls ? { BENCH_S3_CA: server.caFile } : {}),
   };
-  const stage = async (args: string[]): Promise<Upload> => {
-    await run('sync', []);
-    const serverBefore = serverCpu();
-    const leg = await runMeasured(process.execPath, [...productNodeFlags(), '--import', 'tsx', STAGE_SCRIPT, ...args], stageEnv);
-    if (leg.code !== 0) throw new Error(`s3-stage ${args[0]} failed: ${leg.stderr}`);
-    const report = JSON.parse(leg.stderr.trim().split('\n').at(-1)!) as { start: number; end: number; cpuSeconds: number };
-    return {
-      seconds: (report.end - report.start) / 1000,
-      cpu: report.cpuSeconds,
-      serverCpu: serverCpu() - serverBefore,
-      machineCpu: machine.between(report.start, report.end),
-    };
-  };
+  const stage = (args: string[]) =>
+    measureUpload(
+      `s3-stage ${args[0]}`,
+      process.execPath,
+      [...PRODUCT_NODE_FLAGS, '--import', 'tsx', STAGE_SCRIPT, ...args],
+      stageEnv,
+      (leg) => JSON.parse(leg.stderr.trim().split('\n').at(-1)!) as { start: number; end: number; cpuSeconds: number },
+      false,
+    );
 
   /** Keeps the disks from filling up over the rounds. */
   const removeCopies = async (name: string) => {
     rmSync(snapshotFile(name), { force: true });
-    for (const key of [name, `awscli-${name}`, `s3-path-${name}`]) await run('aws', ['--endpoint-url', endpoint, ...awsTlsFlags, 's3', 'rm', '--only-show-errors', `s3://bench/${key}`], { env: awsEnv });
+    // The bucket holds this round's objects only: rke-ts's, awscli's and the S3 leg's.
+    await run('aws', ['--endpoint-url', endpoint, ...awsTlsFlags, 's3', 'rm', '--recursive', '--only-show-errors', 's3://bench/'], { env: awsEnv });
   };
 
   const describe = (label: string, upload: Upload, mib: number) =>

@@ -13,7 +13,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import type Docker from 'dockerode';
 import { RemoteCommandError } from '../errors.js';
 import { OWNER_LABEL } from '../plan/container.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';

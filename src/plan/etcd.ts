@@ -1,5 +1,6 @@
 import path from 'node:path/posix';
 import type { ClusterConfig, NodeConfig } from '../config/types.js';
+import type { NodeFileImages } from '../node/files.js';
 
 /** RKE's TLS file layout on every node (pki/ in RKE). */
 export const SSL_DIR = '/etc/kubernetes/ssl';
@@ -63,6 +64,11 @@ export function hostPath(config: ClusterConfig, pathOnNode: string): string {
 /** The etcd image: system_images.etcd wins over services.etcd.image, as in RKE. */
 export function etcdImage(config: ClusterConfig): string {
   return config.systemImages.etcd || config.services.etcd.image || '';
+}
+
+/** The images the snapshot-file helpers run on a node: the etcd image carries, alpine works. */
+export function nodeImages(config: ClusterConfig): NodeFileImages {
+  return { carrier: etcdImage(config), tools: config.systemImages.alpine };
 }
 
 export const ETCD_DATA_DIR_IN_CONTAINER = '/var/lib/rancher/etcd/';

@@ -13,7 +13,7 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { writeSnapshotStream } from '../node/attach.js';
 import { type OpenSnapshotFile, openSnapshotFile, removeSnapshotFiles } from '../node/files.js';
-import { etcdImage } from '../plan/etcd.js';
+import { nodeImages } from '../plan/etcd.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';
 import type { SavePlan } from '../plan/save.js';
 import type { SaveOutcome } from './save.js';
@@ -54,7 +54,7 @@ interface CompressJob {
 
 async function compressOnNode(config: ClusterConfig, node: NodeConfig, job: CompressJob, deps: CompressDeps): Promise<number> {
   const session = await openSession(config, node, deps);
-  const images = { carrier: etcdImage(config), tools: config.systemImages.alpine };
+  const images = nodeImages(config);
   let reader: OpenSnapshotFile | undefined;
   try {
     reader = await openSnapshotFile(session, images, job.name);

@@ -5,7 +5,8 @@
 import type { ClusterConfig } from '../config/types.js';
 import { listSnapshotDir, removeSnapshotFiles } from '../node/files.js';
 import { type S3Settings, deleteSnapshot } from '../storage/index.js';
-import { type PlaceDeps, type PlaceResult, inS3, localLocation, nodeImages, onEveryEtcdNode, s3Location, s3SnapshotFiles } from './places.js';
+import { type PlaceDeps, type PlaceResult, inS3, localLocation, onEveryEtcdNode, s3Location, s3SnapshotFiles } from './places.js';
+import { nodeImages } from '../plan/etcd.js';
 
 export interface DeleteTargets {
   local: boolean;

@@ -7,7 +7,8 @@ import type { ClusterConfig } from '../config/types.js';
 import { listSnapshotDir, sha256OnNode } from '../node/files.js';
 import { isNeverPruned } from '../plan/retention.js';
 import { type S3Settings, listSnapshots } from '../storage/index.js';
-import { type PlaceDeps, type PlaceKind, type PlaceResult, inS3, localLocation, nodeImages, onEveryEtcdNode, s3Location } from './places.js';
+import { type PlaceDeps, type PlaceKind, type PlaceResult, inS3, localLocation, onEveryEtcdNode, s3Location } from './places.js';
+import { nodeImages } from '../plan/etcd.js';
 
 export interface ListedFile {
   name: string;

@@ -8,8 +8,6 @@ import type { ClusterConfig, NodeConfig } from '../config/types.js';
 import { etcdNodes } from '../config/types.js';
 import { PartialFailureError, RemoteCommandError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { NodeFileImages } from '../node/files.js';
-import { etcdImage } from '../plan/etcd.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';
 import { placeFileNameOfKey } from '../plan/retention.js';
 import { type S3Settings, createS3Client, folderPrefix, listSnapshots } from '../storage/index.js';
@@ -41,10 +39,6 @@ export function s3PlaceName(settings: S3Settings): string {
 
 export function nodePlaceName(node: NodeConfig): string {
   return `node ${node.address}`;
-}
-
-export function nodeImages(config: ClusterConfig): NodeFileImages {
-  return { carrier: etcdImage(config), tools: config.systemImages.alpine };
 }
 
 /** Runs `work` on every etcd node at once, each with its own session. */

@@ -5,7 +5,7 @@ import { checkEtcdCertificates, readKubernetesFiles, relativeToKubernetesDir } f
 import { ensureImage } from '../node/containers.js';
 import { removeWorkDir, restartKubeComponents, restoreIntoWorkDir } from '../node/etcd-data.js';
 import { type NodeFileImages, type SnapshotFingerprint, snapshotFingerprintOnNode } from '../node/files.js';
-import { etcdImage } from '../plan/etcd.js';
+import { nodeImages } from '../plan/etcd.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';
 import { type NodeRestorePlan, RESTORE_CONTAINER, type RestorePlan, type SnapshotFacts, type SnapshotSource, chooseSnapshotSource } from '../plan/restore.js';
 import type { S3Settings } from '../storage/index.js';
@@ -57,10 +57,6 @@ export async function connectEtcdNodes(config: ClusterConfig, plan: RestorePlan,
 export interface PreparedRestore {
   source: string;
   stateFile?: Buffer;
-}
-
-function imagesFor(config: ClusterConfig): NodeFileImages {
-  return { carrier: etcdImage(config), tools: config.systemImages.alpine };
 }
 
 async function checkCertificates(plan: RestorePlan, sessions: NodeSession[], images: NodeFileImages, deps: RestoreDeps): Promise<void> {
@@ -156,7 +152,7 @@ async function copySnapshot(plan: RestorePlan, context: SourceContext, copyPlan:
  * failure here leaves the cluster as it was (work directories are removed).
  */
 export async function prepareRestore(config: ClusterConfig, plan: RestorePlan, sessions: NodeSession[], deps: RestoreDeps): Promise<PreparedRestore> {
-  const images = imagesFor(config);
+  const images = nodeImages(config);
   const { log, signal } = deps;
   const ensure = (image: string) =>
     Promise.all(sessions.map((session) => ensureImage(session.docker, image, config.privateRegistries, log, session.node.address)));

@@ -2,7 +2,7 @@ import type { ClusterConfig, NodeConfig } from '../config/types.js';
 import { StorageError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { type OpenSnapshotFile, openSnapshotFile } from '../node/files.js';
-import { etcdImage } from '../plan/etcd.js';
+import { nodeImages } from '../plan/etcd.js';
 import { SNAPSHOT_DIR } from '../plan/names.js';
 import { type S3Settings, checkBucket, createS3Client, objectKeyFor, uploadSnapshot } from '../storage/index.js';
 import { type ConnectOptions, openSession } from './sessions.js';
@@ -40,7 +40,7 @@ export async function uploadFromNode(
   try {
     await checkBucket(client, settings, { log: deps.log, ...(deps.signal ? { signal: deps.signal } : {}) });
     deps.log.info(`[etcd] Uploading snapshot [${fileName}] from host [${source.address}] to s3://${settings.bucket}/${key}`);
-    const opened = await openSnapshotFile(session, { carrier: etcdImage(config), tools: config.systemImages.alpine }, fileName);
+    const opened = await openSnapshotFile(session, nodeImages(config), fileName);
     file = opened;
     const uploaded = await withEarlyScavenges(() =>
       uploadSnapshot({

@@ -3,7 +3,7 @@ import { RemoteCommandError, StorageError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { ensureImage, runOnce } from '../node/containers.js';
 import { removeSnapshotFiles } from '../node/files.js';
-import { etcdImage } from '../plan/etcd.js';
+import { nodeImages } from '../plan/etcd.js';
 import { chooseSnapshotSource, planRestore } from '../plan/restore.js';
 import { type SnapshotStatusReport, parseSnapshotStatus, verifyCopyName, verifyContainers } from '../plan/verify.js';
 import type { S3Settings } from '../storage/index.js';
@@ -43,7 +43,7 @@ export async function verifySnapshot(config: ClusterConfig, name: string, s3: S3
   for (const result of reached) if (!result.ok) deps.log.warn(`[etcd] host [${result.node.address}] is not reachable, its snapshots are not looked at: ${describeError(result.error)}`);
   try {
     if (sessions.length === 0) throw new RemoteCommandError('no etcd host could be reached to verify the snapshot on');
-    const images = { carrier: etcdImage(config), tools: config.systemImages.alpine };
+    const images = nodeImages(config);
     const context = { plan, sessions, images, log: deps.log, ...(s3 ? { s3 } : {}), ...(deps.signal ? { signal: deps.signal } : {}) };
     const facts = await gatherSnapshotFacts(context);
     const choice = chooseSnapshotSource(plan, facts);

@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, readFileSync, readdirSync, renameSync, writeF
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readClusterConfig } from '../../src/config/index.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { etcdImage } from '../../src/plan/etcd.js';
+import { nodeImages } from '../../src/plan/etcd.js';
 import { planRestore } from '../../src/plan/restore.js';
 import { verifyIdenticalCopies } from '../../src/run/restore-distribute.js';
 import { connectEtcdNodes } from '../../src/run/restore.js';
@@ -202,7 +202,7 @@ describe('snapshot-restore refuses without changing anything', () => {
     await expectNothingChanged(async () => {
       const sessions = await connectEtcdNodes(config, plan, { env: process.env, log: silentLogger(), now: () => new Date(), retryCommand: '' });
       try {
-        const images = { carrier: etcdImage(config), tools: config.systemImages.alpine };
+        const images = nodeImages(config);
         await expect(verifyIdenticalCopies(sessions, 'differ', expected, images, silentLogger())).rejects.toThrow(
           new RegExp(
             `etcd snapshots are not consistent: host \\[${cluster.node(2).address}\\] has \\[[0-9a-f]{64}\\] \\(\\d+ bytes\\), ` +

@@ -3,7 +3,6 @@
  * interop with s3cmd and refusal of corrupted objects.
  */
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readSync, openSync, closeSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import { createS3Client } from '../../src/storage/client.js';
 import { downloadSnapshot } from '../../src/storage/download.js';
 import { objectKeyFor } from '../../src/storage/keys.js';
 import { deleteSnapshot, listSnapshots } from '../../src/storage/list.js';
-import { type S3Settings, resolveS3Settings } from '../../src/storage/settings.js';
+import type { S3Settings } from '../../src/storage/settings.js';
 import { uploadSnapshot } from '../../src/storage/upload.js';
 import { s3cmdFor } from '../support/s3cmd.js';
 import { type TestS3Server, captureLog, chunkedStream, pseudoRandomBytes, settingsFor, startS3Server } from '../support/s3server.js';

@@ -372,7 +372,7 @@ export function captureLog(): { log: Logger; lines: string[] } {
 }
 
 /** rke-ts S3 settings for the test server (plain HTTP, its keys, its default bucket), with overrides. */
-export function settingsFor(server: TestS3Server, flags: Partial<S3CliFlags> = {}): S3Settings {
+export function settingsFor(server: Pick<TestS3Server, 'endpoint' | 'bucket' | 'accessKey' | 'secretKey'>, flags: Partial<S3CliFlags> = {}): S3Settings {
   return resolveS3Settings({
     flags: { s3: true, endpoint: server.endpoint, bucketName: server.bucket, accessKey: server.accessKey, secretKey: server.secretKey, ...flags },
     env: {},
